@@ -1,0 +1,69 @@
+"""Pick and place: move the cube to a goal spot on the table and let go of it.
+
+Success: cube centre within 5 cm of its goal position and released (not pinched by the fingers)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from envs.scene import FrankaScene
+from envs.tasks.base import GRASP_HEIGHT, EpisodeSpec, Task, sample_far_from, sample_table_xy
+from envs.tasks.grasp import PickOracle
+
+SUCCESS_RADIUS = 0.05
+CARRY_HEIGHT = GRASP_HEIGHT + 0.10
+RETREAT_HEIGHT = GRASP_HEIGHT + 0.08  # where the goal photo shows the open hand, above the placed cube
+
+
+class PickAndPlaceTask(Task):
+    name = "pick_and_place"
+    max_steps = 40
+
+    def sample(self, rng: np.random.Generator, seed: int) -> EpisodeSpec:
+        cube_xy = sample_table_xy(rng)
+        goal_xy = sample_far_from(rng, cube_xy, 0.12)
+        start_xy = sample_table_xy(rng)
+        return EpisodeSpec(
+            task=self.name, seed=seed,
+            start_ee=[*start_xy, rng.uniform(0.15, 0.35)], start_gripper=0.0,
+            cube_start=[*cube_xy, 0.02], cube_yaw=float(rng.uniform(-0.4, 0.4)), cube_in_hand=False,
+            goal_ee=[*goal_xy, RETREAT_HEIGHT], goal_gripper=0.0,
+            goal_cube=[*goal_xy, 0.02], goal_cube_in_hand=False,
+        )  # fmt: skip
+
+    def distance(self, scene: FrankaScene, spec: EpisodeSpec) -> float:
+        return float(np.linalg.norm(scene.cube_pos() - np.array(spec.goal_cube)))
+
+    def success(self, scene: FrankaScene, spec: EpisodeSpec) -> bool:
+        return self.distance(scene, spec) < SUCCESS_RADIUS and not scene.cube_between_fingers()
+
+    def oracle(self, spec: EpisodeSpec) -> PickOracle:
+        return PlaceOracle(spec)
+
+
+class PlaceOracle(PickOracle):
+    """Pick (see grasp.py), carry above the goal, lower, open, retreat to the goal photo's pose."""
+
+    def __init__(self, spec: EpisodeSpec):
+        goal = np.array(spec.goal_cube)
+        super().__init__(spec, lift_to=np.array([*spec.cube_start[:2], CARRY_HEIGHT]))
+        self.carry_to = np.array([goal[0], goal[1], CARRY_HEIGHT])
+        self.place_at = np.array([goal[0], goal[1], GRASP_HEIGHT + 0.005])
+        self.retreat_to = np.array(spec.goal_ee)
+        self.place_phase = "carry"
+
+    def after_lift(self, scene: FrankaScene) -> np.ndarray:
+        if self.place_phase == "carry":
+            if self.near(scene, self.carry_to, 0.01):
+                self.place_phase = "lower"
+            else:
+                return self.move(scene, self.carry_to, 1.0)
+        if self.place_phase == "lower":
+            if self.near(scene, self.place_at, 0.01):
+                self.place_phase = "release"
+            else:
+                return self.move(scene, self.place_at, 1.0)
+        if self.place_phase == "release" and scene.gripper_state() > 0.05:
+            return self.move(scene, self.place_at, 0.0)
+        self.place_phase = "retreat"
+        return self.move(scene, self.retreat_to, 0.0)

@@ -1,0 +1,48 @@
+"""The one interface every robot backend passes through: the in-process sim, the remote server, a real Franka.
+
+Conventions (DESIGN.md): state = [x, y, z, roll, pitch, yaw, gripper] in the robot base frame (m, rad, Euler
+extrinsic "xyz"; gripper in [0, 1] with 1 = closed); action = [dx, dy, dz, droll, dpitch, dyaw, dgripper].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+STATE_DIM = 7
+ACTION_DIM = 7
+
+
+@dataclass
+class Observation:
+    """What a driver sees at one control step."""
+
+    image: np.ndarray  # uint8 [H, W, 3] RGB from the exterior camera
+    state: np.ndarray  # float64 [7] end-effector pose + gripper (see module docstring)
+    timestamp: float  # seconds since the episode started
+    # Privileged extras a simulator can give (ee/cube positions, success); empty on a real arm.
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        image = np.asarray(self.image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"Observation.image must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
+        state = np.asarray(self.state, dtype=np.float64)
+        if state.shape != (STATE_DIM,):
+            raise ValueError(f"Observation.state must have shape ({STATE_DIM},), got {state.shape}")
+        self.image, self.state = image, state
+
+
+@runtime_checkable
+class RobotDriver(Protocol):
+    """observe → act → observe …; `act` returns the action actually sent after the safety layer."""
+
+    def reset(self) -> Observation: ...
+
+    def observe(self) -> Observation: ...
+
+    def act(self, action: np.ndarray) -> np.ndarray: ...
+
+    def stop(self) -> None: ...
