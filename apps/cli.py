@@ -1,0 +1,68 @@
+"""Shared command-line plumbing: every command composes its Hydra config from `configs/`.
+
+Both styles work on every command and mix freely:
+    plan-goal --goal goal.png planner.num_samples=256 driver=remote driver.host=10.0.0.2
+`--flag value` options are declared per command and map onto config keys; everything else is a Hydra
+override. The composed config is never mutated afterwards: pieces receive their own sub-config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+import configs
+
+CONFIG_DIR = Path(configs.__file__).parent
+
+
+def parse(
+    config_name: str,
+    description: str,
+    flags: dict[str, tuple[str, str]],
+    argv: list[str] | None = None,
+) -> DictConfig:
+    """flags: {"--goal": ("goal", "help text")} — the option and the config key it sets."""
+    parser = argparse.ArgumentParser(
+        prog=config_name.replace("_", "-"),
+        description=description,
+        epilog="Any other KEY=VALUE argument is a Hydra override, e.g. planner.num_samples=256. "
+        "--cfg prints the composed config and exits.",
+    )
+    for flag, (key, help_text) in flags.items():
+        parser.add_argument(flag, dest=key.replace(".", "__"), default=None, help=f"{help_text} (config: {key})")
+    parser.add_argument("--cfg", action="store_true", help="print the composed config and exit")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides KEY=VALUE")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    overrides = list(args.overrides)
+    for bad in [o for o in overrides if "=" not in o]:
+        parser.error(f"argument {bad!r} is neither a --flag nor a KEY=VALUE override")
+    for flag, (key, _) in flags.items():
+        value = getattr(args, key.replace(".", "__"))
+        if value is not None:
+            overrides.append(f"{key}={_quote(value)}")
+    cfg = compose_config(config_name, overrides)
+    if args.cfg:
+        print(OmegaConf.to_yaml(cfg))
+        raise SystemExit(0)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return cfg
+
+
+def compose_config(config_name: str, overrides: list[str] | None = None) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides or [])
+    OmegaConf.set_readonly(cfg, True)
+    return cfg
+
+
+def _quote(value: str) -> str:
+    """Quote a flag's value for Hydra's override grammar (paths with '=' or spaces stay one value)."""
+    if any(c in value for c in " =,[]{}()'\"\\:") and not (value.startswith("'") or value.startswith('"')):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return value

@@ -1,0 +1,83 @@
+"""One safety layer for every driver: whatever a planner outputs, what reaches the robot is bounded.
+
+Per step: each translation component within +-max_translation (m), each Euler-delta component within
++-max_rotation (rad), the gripper target within [0, 1], and the position target inside the workspace box.
+A non-finite action (NaN/inf anywhere) becomes "hold still" with a warning: a planner bug must not move
+the arm. If the arm is already outside the box (a person moved it), a step may only bring it closer.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from robot_drivers.base import ACTION_DIM, STATE_DIM
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SafetyLimits:
+    max_translation: float = 0.075  # m per axis per control step
+    max_rotation: float = 0.15  # rad per Euler component per control step
+    workspace_low: tuple[float, float, float] = (0.25, -0.40, 0.01)  # m, base frame
+    workspace_high: tuple[float, float, float] = (0.80, 0.40, 0.60)
+
+    def __post_init__(self) -> None:
+        lo, hi = np.asarray(self.workspace_low), np.asarray(self.workspace_high)
+        if lo.shape != (3,) or hi.shape != (3,) or np.any(lo >= hi):
+            raise ValueError(f"workspace box must have low < high on every axis, got {lo} .. {hi}")
+        if not (self.max_translation > 0 and self.max_rotation >= 0):
+            raise ValueError("max_translation must be > 0 and max_rotation >= 0")
+
+
+@dataclass
+class SafetyReport:
+    rejected_non_finite: bool = False
+    clamped: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+class SafetyLayer:
+    def __init__(self, limits: SafetyLimits = SafetyLimits()):
+        self.limits = limits
+        self._lo = np.asarray(limits.workspace_low, dtype=np.float64)
+        self._hi = np.asarray(limits.workspace_high, dtype=np.float64)
+
+    def filter(self, action, state: np.ndarray) -> tuple[np.ndarray, SafetyReport]:
+        """The action to send instead of `action`, given the robot's current 7-D state."""
+        report = SafetyReport()
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (ACTION_DIM,):
+            raise ValueError(f"action must have shape ({ACTION_DIM},), got {action.shape}")
+        state = np.asarray(state, dtype=np.float64)
+        if state.shape != (STATE_DIM,) or not np.all(np.isfinite(state)):
+            raise ValueError(f"robot state must be 7 finite numbers, got {state}")
+        if not np.all(np.isfinite(action)):
+            log.warning("safety: non-finite action %s replaced by hold-still", action)
+            report.rejected_non_finite = True
+            report.notes.append("non-finite action -> hold still")
+            return np.zeros(ACTION_DIM), report
+
+        L = self.limits
+        safe = action.copy()
+        safe[:3] = np.clip(safe[:3], -L.max_translation, L.max_translation)
+        safe[3:6] = np.clip(safe[3:6], -L.max_rotation, L.max_rotation)
+        # Workspace: clip the target into the box; from outside it, only allow steps that don't move away.
+        pos = state[:3]
+        target = pos + safe[:3]
+        boxed = np.clip(target, np.minimum(self._lo, pos), np.maximum(self._hi, pos))
+        out = boxed != target  # recompute only clipped axes, so in-limit actions pass bit-exact
+        safe[:3][out] = boxed[out] - pos[out]
+        gripper_target = state[6] + safe[6]
+        if not 0.0 <= gripper_target <= 1.0:
+            safe[6] = np.clip(gripper_target, 0.0, 1.0) - state[6]
+        if not np.allclose(safe, action):
+            report.clamped = True
+            report.notes.append("clamped to limits")
+        return safe, report
+
+    def inside_workspace(self, pos: np.ndarray, tol: float = 1e-9) -> bool:
+        return bool(np.all(pos >= self._lo - tol) and np.all(pos <= self._hi + tol))

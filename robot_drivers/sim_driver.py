@@ -1,0 +1,74 @@
+"""The in-process MuJoCo driver: a task env behind the RobotDriver interface, through the safety layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from envs import make_task_env
+from envs.tasks import EpisodeSpec
+from robot_drivers.base import Observation
+from robot_drivers.safety import SafetyLayer, SafetyLimits
+
+
+class SimDriver:
+    def __init__(
+        self,
+        task: str = "reach",
+        image_size: int = 256,
+        seed: int = 0,
+        episode: EpisodeSpec | None = None,
+        limits: SafetyLimits = SafetyLimits(),
+        max_steps: int | None = None,
+    ):
+        self.env = make_task_env(task, image_size=image_size, max_steps=max_steps)
+        self.safety = SafetyLayer(limits)
+        self.seed, self.episode = seed, episode
+        self._obs: Observation | None = None
+        self._stopped = False
+        self.last_step_info: dict = {}
+
+    def reset(self, seed: int | None = None, episode: EpisodeSpec | None = None) -> Observation:
+        episode = episode or self.episode
+        seed = self.seed if seed is None else seed
+        raw, info = self.env.reset(seed=seed, options={"episode": episode} if episode else None)
+        self._obs = self._wrap(raw, info)
+        self._stopped = False
+        return self._obs
+
+    def observe(self) -> Observation:
+        if self._obs is None:
+            raise RuntimeError("SimDriver.observe() before reset()")
+        return self._obs
+
+    def act(self, action) -> np.ndarray:
+        if self._stopped:
+            raise RuntimeError("SimDriver.act() after stop(): call reset() to start a new episode")
+        state = self.observe().state
+        safe, report = self.safety.filter(action, state)
+        raw, _, _, _, info = self.env.step(safe)
+        info["safety"] = report
+        self.last_step_info = info
+        self._obs = self._wrap(raw, info)
+        return safe
+
+    def stop(self) -> None:
+        """Stop as a real arm would: servos hold the current joints and further `act` calls are refused
+        until `reset()`; `observe()` still works."""
+        s = self.env.scene
+        s.data.ctrl[:7] = s.arm_qpos()
+        self._stopped = True
+
+    def goal_image(self) -> np.ndarray:
+        return self.env.goal_image()
+
+    @property
+    def episode_spec(self) -> EpisodeSpec:
+        return self.env.spec_
+
+    def _wrap(self, raw: dict, info: dict) -> Observation:
+        t = self.env.steps * self.env.controller.cfg.control_dt
+        privileged = {k: info[k] for k in ("ee_pos", "cube_pos", "success", "distance", "cube_between_fingers")}
+        return Observation(image=raw["image"], state=raw["state"], timestamp=t, info=privileged)
+
+    def close(self) -> None:
+        self.env.close()
