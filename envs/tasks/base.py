@@ -23,7 +23,7 @@ from envs.scene import FINGER_OPEN, HOME_QPOS, FrankaScene, SceneConfig
 DOWN = np.diag([1.0, -1.0, -1.0])
 TABLE_X = (0.35, 0.65)  # where cubes and goals are sampled (m, base frame)
 TABLE_Y = (-0.2, 0.2)
-GRASP_HEIGHT = 0.045  # end-effector site above the table when the pads straddle a 4 cm cube
+GRASP_HEIGHT = 0.058  # site height for a table grasp: fingertips (5 cm past the site) clear the table by 8 mm
 CUBE_BELOW_EE = 0.02  # cube centre below the site when held (the pads' centre is just past the site)
 
 

@@ -17,7 +17,7 @@ RETREAT_HEIGHT = GRASP_HEIGHT + 0.08  # where the goal photo shows the open hand
 
 class PickAndPlaceTask(Task):
     name = "pick_and_place"
-    max_steps = 40
+    max_steps = 50
 
     def sample(self, rng: np.random.Generator, seed: int) -> EpisodeSpec:
         cube_xy = sample_table_xy(rng)

@@ -1,0 +1,51 @@
+"""Policies that need no world model: the random floor, random exploration for data, a noisy oracle.
+
+All act on the scene (privileged) and return 7-D actions inside the default safety limits."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from envs.scene import FrankaScene
+from envs.tasks.base import Oracle
+
+# Where exploration keeps the hand: the table region, above the cube's height.
+EXPLORE_LOW = np.array([0.30, -0.28, 0.05])
+EXPLORE_HIGH = np.array([0.70, 0.28, 0.40])
+
+
+class RandomPolicy:
+    """Uniform random translation per axis and a random gripper delta; rotation held (like the planner's
+    default search space). With `smoothing` > 0 it becomes a correlated random walk that drifts back
+    toward the workspace: broader coverage for training data than white noise."""
+
+    def __init__(self, rng: np.random.Generator, step: float = 0.05, smoothing: float = 0.0, gripper_prob: float = 0.2):
+        self.rng, self.step, self.smoothing, self.gripper_prob = rng, step, smoothing, gripper_prob
+        self._prev = np.zeros(3)
+
+    def act(self, scene: FrankaScene) -> np.ndarray:
+        move = self.rng.uniform(-self.step, self.step, 3)
+        if self.smoothing > 0:
+            move = self.smoothing * self._prev + (1 - self.smoothing) * move
+            pos = scene.ee_pos()
+            # Reflect off the exploration box instead of grinding against the safety limits.
+            move = np.where(pos + move < EXPLORE_LOW, np.abs(move), move)
+            move = np.where(pos + move > EXPLORE_HIGH, -np.abs(move), move)
+            self._prev = move
+        gripper = 0.0
+        if self.rng.random() < self.gripper_prob:
+            gripper = float(self.rng.choice([-1.0, 1.0]))
+        return np.array([*move, 0.0, 0.0, 0.0, gripper])
+
+
+class NoisyOracle:
+    """The task's scripted oracle with Gaussian noise on translation and rotation (demonstrations with
+    variety, as human teleoperation has)."""
+
+    def __init__(self, oracle: Oracle, rng: np.random.Generator, noise: float = 0.01):
+        self.oracle, self.rng, self.noise = oracle, rng, noise
+
+    def act(self, scene: FrankaScene) -> np.ndarray:
+        action = self.oracle.act(scene)
+        action[:6] += self.rng.normal(0.0, self.noise, 6) * np.array([1, 1, 1, 0.5, 0.5, 0.5])
+        return action
