@@ -1,0 +1,17 @@
+"""Latent planners: CEM and MPPI over action sequences, scored by the world model's predicted embeddings."""
+
+from planners.base import PlannerConfig, PlanResult, SamplingPlanner
+from planners.cem import CEMPlanner
+from planners.mppi import MPPIPlanner
+from planners.energy import l1_energy
+
+PLANNERS = {"cem": CEMPlanner, "mppi": MPPIPlanner}
+
+
+def make_planner(name: str, world_model, cfg: PlannerConfig) -> SamplingPlanner:
+    if name not in PLANNERS:
+        raise ValueError(f"unknown planner {name!r}; choose one of {sorted(PLANNERS)}")
+    return PLANNERS[name](world_model, cfg)
+
+
+__all__ = ["PLANNERS", "CEMPlanner", "MPPIPlanner", "PlanResult", "PlannerConfig", "SamplingPlanner", "l1_energy", "make_planner"]

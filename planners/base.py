@@ -1,0 +1,135 @@
+"""Sampling-based planning over action sequences, shared by CEM and MPPI.
+
+A planner reaches the world model only through `rollout(z, state, actions)` (worldmodel/protocol.py):
+the context (z0, state0) is encoded once, every iteration rolls out a batch of K candidate sequences
+from it, scores them, and refits the sampling distribution. CEM and MPPI differ only in that refit.
+
+Action layout (DESIGN.md): [dx, dy, dz, droll, dpitch, dyaw, dgripper]. By default the search covers
+xyz and the gripper; rotation is held at zero (as V-JEPA 2-AC does) unless `search_rotation`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import torch
+
+from planners.energy import l1_energy
+
+log = logging.getLogger(__name__)
+ACTION_DIM = 7
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    horizon: int = 2
+    num_samples: int = 256
+    iterations: int = 6
+    num_elites: int = 16
+    max_translation: float = 0.05  # m: sampling bound per axis (the driver's safety clamp is separate)
+    max_rotation: float = 0.1  # rad, used only with search_rotation
+    search_rotation: bool = False
+    search_gripper: bool = True
+    init_std_translation: float = 0.03
+    init_std_gripper: float = 0.6
+    min_std: float = 0.002
+    momentum: float = 0.1  # share of the previous mean/std kept at each refit
+    all_steps_energy: bool = False
+    temperature: float = 0.02  # MPPI only: softmax temperature on energies
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.horizon < 1 or self.num_samples < 2 or self.iterations < 1:
+            raise ValueError("horizon >= 1, num_samples >= 2 and iterations >= 1 are required")
+        if not 1 <= self.num_elites <= self.num_samples:
+            raise ValueError(f"num_elites must be in [1, num_samples], got {self.num_elites}")
+
+
+@dataclass
+class PlanResult:
+    actions: torch.Tensor  # [H, 7] the plan (its first row is the action to execute)
+    energy: float  # energy of the returned plan's best sample
+    iteration_energies: list[float] = field(default_factory=list)  # best energy per iteration
+    mean: torch.Tensor | None = None  # [H, 7] final sampling mean (warm start for the next step)
+    std: torch.Tensor | None = None
+    fallback: bool = False  # True when no finite energy was seen and the plan is "hold still"
+
+    @property
+    def first_action(self) -> torch.Tensor:
+        return self.actions[0]
+
+
+class SamplingPlanner:
+    def __init__(self, world_model, cfg: PlannerConfig = PlannerConfig()):
+        self.world_model, self.cfg = world_model, cfg
+        bound = torch.zeros(ACTION_DIM)  # symmetric per-dimension bounds; 0 = dimension held at zero
+        bound[:3] = cfg.max_translation
+        bound[3:6] = cfg.max_rotation if cfg.search_rotation else 0.0
+        bound[6] = 1.0 if cfg.search_gripper else 0.0
+        self.bound = bound
+        std = torch.zeros(ACTION_DIM)
+        std[:3] = cfg.init_std_translation
+        std[3:6] = cfg.max_rotation / 2 if cfg.search_rotation else 0.0
+        std[6] = cfg.init_std_gripper if cfg.search_gripper else 0.0
+        self.init_std = std
+        self.generator = torch.Generator().manual_seed(cfg.seed) if cfg.seed is not None else None
+
+    @torch.no_grad()
+    def plan(self, z0: torch.Tensor, state0: torch.Tensor, z_goal: torch.Tensor, init: PlanResult | None = None) -> PlanResult:
+        """z0 [1, N, D], state0 [1, 7] or [7], z_goal [1, N, D] -> PlanResult. `init` warm-starts from the
+        previous step's plan, shifted by one step."""
+        cfg = self.cfg
+        device = z0.device
+        state0 = state0.reshape(1, ACTION_DIM).to(device=device, dtype=z0.dtype)
+        bound = self.bound.to(device)
+        mean, std = self._initial_distribution(init, device)
+        best_actions, best_energy, history = None, float("inf"), []
+        for _ in range(cfg.iterations):
+            # Sample K sequences around the current distribution, inside the bounds.
+            noise = torch.randn((cfg.num_samples, cfg.horizon, ACTION_DIM), generator=self.generator).to(device)
+            samples = (mean + std * noise).clamp(-bound, bound)
+            samples[0] = mean.clamp(-bound, bound)  # keep the current mean in the race
+            # Roll out all candidates from the shared context and score them.
+            predicted = self.world_model.rollout(z0, state0, samples.to(z0.dtype))
+            energy = l1_energy(predicted, z_goal, cfg.all_steps_energy)
+            energy = torch.where(torch.isfinite(energy), energy, torch.full_like(energy, float("inf")))
+            k_best = int(torch.argmin(energy))
+            history.append(float(energy[k_best]))
+            if energy[k_best] < best_energy:
+                best_energy, best_actions = float(energy[k_best]), samples[k_best].clone()
+            if not torch.isfinite(energy).any():
+                continue
+            # Refit the sampling distribution (CEM: elites; MPPI: energy-weighted), with momentum.
+            new_mean, new_std = self.refit(samples, energy)
+            mean = cfg.momentum * mean + (1 - cfg.momentum) * new_mean
+            std = cfg.momentum * std + (1 - cfg.momentum) * new_std
+            std = torch.maximum(std, self._min_std(device))
+        if best_actions is None:
+            log.warning("planner: every candidate had a non-finite energy; holding still")
+            hold = torch.zeros(cfg.horizon, ACTION_DIM, device=device)
+            return PlanResult(hold, float("inf"), history, mean, std, fallback=True)
+        plan = self.select(mean.clamp(-bound, bound), best_actions)
+        return PlanResult(plan, best_energy, history, mean, std)
+
+    # ---- the parts CEM and MPPI choose -------------------------------------------------------------
+    def refit(self, samples: torch.Tensor, energy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def select(self, mean: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+        """Which sequence to return: the refitted mean (smooth) by default."""
+        return mean
+
+    # ---- helpers ----------------------------------------------------------------------------------
+    def _initial_distribution(self, init: PlanResult | None, device) -> tuple[torch.Tensor, torch.Tensor]:
+        H = self.cfg.horizon
+        std = self.init_std.to(device).expand(H, ACTION_DIM).clone()
+        mean = torch.zeros(H, ACTION_DIM, device=device)
+        if init is not None and init.mean is not None and not init.fallback:
+            prev = init.mean.to(device)
+            shifted = prev[1:]  # what the previous plan meant to do next
+            mean[: shifted.shape[0]] = shifted[:H]
+        return mean, std
+
+    def _min_std(self, device) -> torch.Tensor:
+        return torch.where(self.init_std > 0, torch.full_like(self.init_std, self.cfg.min_std), self.init_std).to(device)
