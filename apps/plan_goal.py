@@ -18,6 +18,7 @@ from apps.cli import parse
 from apps.episode_log import EpisodeRecorder
 from apps.goal_image import load_goal_image
 from apps.render_goal import sidecar_path
+from apps.visualize import RerunLogger
 from envs.tasks import EpisodeSpec
 from robot_drivers.factory import make_driver
 
@@ -72,6 +73,10 @@ def run(cfg: DictConfig) -> dict:
     budget = int(cfg.max_steps or getattr(getattr(driver, "env", None), "max_steps", 20))
     recorder = EpisodeRecorder(cfg.log_dir, cfg.camera, obs.image.shape[:2], fps=4, privileged=bool(obs.info))
     recorder.start(f"reach the goal image {goal_path.name}", obs)
+    viz = RerunLogger(cfg.rerun) if cfg.rerun else None
+    if viz:
+        viz.log_goal(goal_image)
+        viz.log_step(0, obs.image, obs.state, None, obs.info)
     print(f"plan-goal: task={env_cfg.task} policy={cfg.policy} goal={goal_path} ({goal_image.shape[1]}x{goal_image.shape[0]}) budget={budget}")
     steps, t_start = 0, time.perf_counter()
     try:
@@ -83,6 +88,8 @@ def run(cfg: DictConfig) -> dict:
             obs = driver.observe()
             t2 = time.perf_counter()
             recorder.record(sent, obs)
+            if viz:
+                viz.log_step(steps, obs.image, obs.state, sent, obs.info, getattr(policy, "last_energies", None))
             line = f"step {steps:3d}  act {np.array2string(sent[:3], precision=3)} grip {sent[6]:+.2f}  choose {1e3 * (t1 - t0):6.1f} ms  robot {1e3 * (t2 - t1):6.1f} ms"
             if obs.info:
                 line += f"  distance {obs.info['distance']:.3f} m  success {obs.info['success']}"
@@ -94,6 +101,8 @@ def run(cfg: DictConfig) -> dict:
         episode = recorder.finish()
         recorder.close()
         driver.stop()
+        if viz:
+            viz.close()
     result = {
         "steps": steps,
         "success": bool(obs.info.get("success", False)),
@@ -115,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
             "--policy": ("policy", "oracle | random"),
             "--steps": ("max_steps", "step budget"),
             "--log-dir": ("log_dir", "where the episode is logged"),
+            "--rerun": ("rerun", "log to rerun: a .rrd path, 'spawn', or a viewer URL"),
         },
         argv,
     )

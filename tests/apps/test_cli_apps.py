@@ -84,3 +84,18 @@ def test_killing_collection_mid_run_keeps_every_earlier_episode(tmp_path):
     for i in ds.episode_indices:
         ep = ds.episode(i)
         assert ds.episode_frames(i, "exterior").shape[0] == ep.length
+
+
+def test_rerun_recording_holds_the_episode(tmp_path):
+    import rerun.chunk as rrc
+
+    goal = tmp_path / "goal.png"
+    render_goal.main(["--task", "reach", "--seed", "1", "--out", str(goal), "--size", "32"])
+    rrd = tmp_path / "run.rrd"
+    plan_goal.main(["--goal", str(goal), "--log-dir", str(tmp_path / "log"), "--rerun", str(rrd), "env.image_size=32"])
+    chunks = list(rrc.RrdReader(str(rrd)).stream())
+    entities = {str(c.entity_path) for c in chunks}
+    assert {"/camera/image", "/goal/image", "/robot/action", "/world/ee_path", "/metrics/distance_to_goal"} <= entities
+    steps = LeRobotDataset(tmp_path / "log").episode(0).length
+    camera_rows = sum(c.num_rows for c in chunks if str(c.entity_path) == "/camera/image")
+    assert camera_rows == steps  # one frame per observation, the start included

@@ -1,0 +1,112 @@
+"""robot-server: serve the MuJoCo sim or a real Franka to planners elsewhere on the network.
+
+    robot-server                                        # sim backend, 127.0.0.1:5555, no auth needed
+    robot-server --new-secret-file ~/.config/vjepa/robot.secret
+    robot-server --backend franky --host 0.0.0.0 --secret-file ~/.config/vjepa/robot.secret franky.robot_ip=172.16.0.2
+    robot-server --snapshot goal.png --host 10.0.0.2 --secret-file ...   # save one camera frame (a goal picture)
+
+See docs/real_franka.md for the network layout and the safety settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from apps.cli import parse
+from robot_drivers.factory import safety_limits
+from robot_drivers.protocol import load_secret, write_secret_file
+from robot_drivers.server import RobotServer, SimBackend
+
+log = logging.getLogger("robot-server")
+
+FLAGS = {
+    "--backend": ("backend", "sim or franky"),
+    "--host": ("host", "address to bind (or, with --snapshot, the server to ask)"),
+    "--port": ("port", "TCP port"),
+    "--secret-file": ("auth.secret_file", "file holding the shared secret"),
+    "--snapshot": ("snapshot", "save one camera frame from the running server to this PNG and exit"),
+    "--new-secret-file": ("new_secret_file", "write a fresh random shared secret to this file and exit"),
+}
+
+
+def make_backend_factory(cfg: DictConfig):
+    limits = safety_limits(cfg.safety)
+    if cfg.backend == "sim":
+        env = cfg.env
+        return lambda: SimBackend(task=env.task, image_size=int(env.image_size), seed=int(env.seed), limits=limits, max_steps=env.max_steps)
+    if cfg.backend == "franky":
+
+        def factory():
+            from robot_drivers.camera import make_camera
+            from robot_drivers.franky_backend import make_franky_backend
+
+            camera = make_camera(cfg.camera, int(cfg.env.image_size))
+            try:
+                return make_franky_backend(cfg.franky, camera, limits)
+            except BaseException:
+                camera.close()
+                raise
+
+        return factory
+    raise ValueError(f"unknown backend {cfg.backend!r}; choose sim or franky")
+
+
+def build_server(cfg: DictConfig) -> RobotServer:
+    secret = load_secret(cfg.auth.secret_file, cfg.auth.secret_env)
+    return RobotServer(
+        make_backend_factory(cfg),
+        host=str(cfg.host),
+        port=int(cfg.port),
+        secret=secret,
+        limits=safety_limits(cfg.safety),
+        gripper_min=float(cfg.safety.gripper_min),
+        gripper_max=float(cfg.safety.gripper_max),
+        max_gripper_step=float(cfg.safety.max_gripper_step),
+        watchdog_s=float(cfg.watchdog_s),
+        max_request_bytes=int(cfg.max_request_bytes),
+        max_reply_bytes=int(cfg.max_reply_bytes),
+        max_clock_skew_s=float(cfg.auth.max_clock_skew_s),
+    )
+
+
+def snapshot(cfg: DictConfig) -> Path:
+    from PIL import Image
+
+    from robot_drivers.remote_driver import RemoteDriver
+
+    with RemoteDriver(str(cfg.host), int(cfg.port), secret_file=cfg.auth.secret_file, secret_env=cfg.auth.secret_env, heartbeat=False, client_name="snapshot") as driver:
+        image = driver.observe().image
+    out = Path(cfg.snapshot)
+    Image.fromarray(image).save(out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse("robot_server", "Serve a robot (sim or a real Franka) to remote planners.", FLAGS, argv)
+    if cfg.new_secret_file:
+        path = write_secret_file(cfg.new_secret_file)
+        print(f"wrote a new shared secret to {path} (mode 600); copy it to the workstation over a secure channel")
+        return 0
+    if cfg.snapshot:
+        print(f"saved {snapshot(cfg)}")
+        return 0
+    try:
+        server = build_server(cfg)
+    except ValueError as e:
+        log.error("%s", e)
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: server.shutdown(timeout_s=0))
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Rerun logging for any command that runs episodes (`rerun=...` / `--rerun TARGET`).
+
+TARGET is a path ending in .rrd (a recording to open later with `rerun file.rrd`), `spawn` (start a
+local viewer) or `rerun+http://host:port/proxy` (a running viewer). Logged per control step: the camera
+image, the goal image (once), the action sent, the end-effector path, the planner's energy per
+iteration and the chosen energy; in the sim also the privileged distance to the goal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import rerun as rr
+
+
+class RerunLogger:
+    def __init__(self, target: str, app_id: str = "vjepa-planning", recording: str | None = None):
+        self.rec = rr.RecordingStream(app_id, recording_id=recording)
+        if target.endswith(".rrd"):
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            self.rec.save(target)
+        elif target == "spawn":
+            self.rec.spawn()
+        else:
+            self.rec.connect_grpc(target)
+        self.path: list[np.ndarray] = []
+        self._iteration = 0
+
+    def log_goal(self, image: np.ndarray) -> None:
+        self.rec.log("goal/image", rr.Image(image), static=True)
+
+    def log_step(self, step: int, image: np.ndarray, state: np.ndarray, action: np.ndarray | None, info: dict, energies: list[float] | None = None) -> None:
+        self.rec.set_time("step", sequence=step)
+        self.rec.log("camera/image", rr.Image(image))
+        self.rec.log("robot/state", rr.Scalars(np.asarray(state, dtype=np.float64)))
+        if action is not None:
+            self.rec.log("robot/action", rr.Scalars(np.asarray(action, dtype=np.float64)))
+        self.path.append(np.asarray(state[:3], dtype=np.float64))
+        self.rec.log("world/ee_path", rr.LineStrips3D([np.stack(self.path)]))
+        self.rec.log("world/ee", rr.Points3D([self.path[-1]], radii=0.01))
+        if "cube_pos" in info:
+            self.rec.log("world/cube", rr.Points3D([info["cube_pos"]], radii=0.02, colors=[[220, 30, 25]]))
+        if "distance" in info:
+            self.rec.log("metrics/distance_to_goal", rr.Scalars(float(info["distance"])))
+        if energies:
+            self.rec.log("metrics/chosen_energy", rr.Scalars(float(energies[-1])))
+            # Every planner iteration on its own timeline, so convergence within a step is visible.
+            for e in energies:
+                self.rec.set_time("planner_iteration", sequence=self._iteration)
+                self.rec.log("planner/energy", rr.Scalars(float(e)))
+                self._iteration += 1
+            self.rec.reset_time()
+
+    def close(self) -> None:
+        self.rec.flush()
+        self.rec.disconnect()
