@@ -36,6 +36,26 @@ class OraclePolicy:
         return self.oracle.act(self.driver.env.scene)
 
 
+class PlannerPolicy:
+    """The world-model planner: latent MPC toward the goal image's embedding."""
+
+    def __init__(self, cfg: DictConfig, goal_image: np.ndarray):
+        from apps.models import load_world_model, make_mpc
+
+        self.mpc = make_mpc(load_world_model(cfg.world_model), cfg.planner)
+        self.mpc.set_goal(goal_image)
+        self.last_energies: list[float] | None = None
+        self.last_energy: float | None = None
+
+    def act(self, obs) -> np.ndarray:
+        step = self.mpc.act(obs.image, obs.state)
+        self.last_energies, self.last_energy = step.iteration_energies, step.energy
+        return step.action
+
+    def executed(self, sent: np.ndarray) -> None:
+        self.mpc.observe_executed(sent)
+
+
 class RandomPolicy:
     def __init__(self, seed: int, step: float = 0.05):
         self.rng, self.step = np.random.default_rng(seed), step
@@ -62,14 +82,16 @@ def run(cfg: DictConfig) -> dict:
     spec = load_episode_spec(goal_path)
     env_cfg = OmegaConf.merge(cfg.env, {"task": spec.task} if spec else {})
     driver = make_driver(cfg.driver, env_cfg, episode=spec)
-    if cfg.policy == "oracle":
-        if spec is None:
-            raise SystemExit(f"plan-goal: policy=oracle needs {sidecar_path(goal_path)} (written by render-goal)")
-    elif cfg.policy != "random":
-        raise SystemExit(f"plan-goal: unknown policy {cfg.policy!r} (oracle or random)")
+    if cfg.policy == "oracle" and spec is None:
+        raise SystemExit(f"plan-goal: policy=oracle needs {sidecar_path(goal_path)} (written by render-goal)")
+    if cfg.policy not in ("planner", "oracle", "random"):
+        raise SystemExit(f"plan-goal: unknown policy {cfg.policy!r} (planner, oracle or random)")
 
     obs = driver.reset()
-    policy = OraclePolicy(driver) if cfg.policy == "oracle" else RandomPolicy(int(cfg.env.seed))
+    if cfg.policy == "planner":
+        policy = PlannerPolicy(cfg, goal_image)
+    else:
+        policy = OraclePolicy(driver) if cfg.policy == "oracle" else RandomPolicy(int(cfg.env.seed))
     budget = int(cfg.max_steps or getattr(getattr(driver, "env", None), "max_steps", 20))
     recorder = EpisodeRecorder(cfg.log_dir, cfg.camera, obs.image.shape[:2], fps=4, privileged=bool(obs.info))
     recorder.start(f"reach the goal image {goal_path.name}", obs)
@@ -88,13 +110,21 @@ def run(cfg: DictConfig) -> dict:
             obs = driver.observe()
             t2 = time.perf_counter()
             recorder.record(sent, obs)
+            if hasattr(policy, "executed"):
+                policy.executed(sent)
             if viz:
                 viz.log_step(steps, obs.image, obs.state, sent, obs.info, getattr(policy, "last_energies", None))
             line = f"step {steps:3d}  act {np.array2string(sent[:3], precision=3)} grip {sent[6]:+.2f}  choose {1e3 * (t1 - t0):6.1f} ms  robot {1e3 * (t2 - t1):6.1f} ms"
+            energy = getattr(policy, "last_energy", None)
+            if energy is not None:
+                line += f"  energy {energy:.4f}"
             if obs.info:
                 line += f"  distance {obs.info['distance']:.3f} m  success {obs.info['success']}"
             print(line, flush=True)
             if cfg.stop_on_success and obs.info.get("success"):
+                break
+            if cfg.energy_threshold is not None and energy is not None and energy < cfg.energy_threshold:
+                print(f"plan-goal: energy {energy:.4f} below the threshold {cfg.energy_threshold}; stopping")
                 break
     finally:
         # Whatever happened (a dropped connection, Ctrl-C), keep the steps taken so far on disk.
@@ -121,7 +151,8 @@ def main(argv: list[str] | None = None) -> None:
         __doc__.splitlines()[0],
         {
             "--goal": ("goal", "goal image (PNG/JPEG); a goal.json beside it sets the sim's start"),
-            "--policy": ("policy", "oracle | random"),
+            "--policy": ("policy", "planner | oracle | random"),
+            "--planner": ("planner", "cem | mppi"),
             "--steps": ("max_steps", "step budget"),
             "--log-dir": ("log_dir", "where the episode is logged"),
             "--rerun": ("rerun", "log to rerun: a .rrd path, 'spawn', or a viewer URL"),

@@ -76,12 +76,21 @@ class SamplingPlanner:
         self.generator = torch.Generator().manual_seed(cfg.seed) if cfg.seed is not None else None
 
     @torch.no_grad()
-    def plan(self, z0: torch.Tensor, state0: torch.Tensor, z_goal: torch.Tensor, init: PlanResult | None = None) -> PlanResult:
+    def plan(
+        self,
+        z0: torch.Tensor,
+        state0: torch.Tensor,
+        z_goal: torch.Tensor,
+        init: PlanResult | None = None,
+        past_actions: torch.Tensor | None = None,
+    ) -> PlanResult:
         """z0 [1, N, D], state0 [1, 7] or [7], z_goal [1, N, D] -> PlanResult. `init` warm-starts from the
-        previous step's plan, shifted by one step."""
+        previous step's plan, shifted by one step. With history, z0 is [1, T0, N, D], state0 [1, T0, 7]
+        and past_actions [1, T0 - 1, 7] (the actions executed between those frames)."""
         cfg = self.cfg
         device = z0.device
-        state0 = state0.reshape(1, ACTION_DIM).to(device=device, dtype=z0.dtype)
+        state0 = (state0.reshape(1, ACTION_DIM) if z0.ndim == 3 else state0).to(device=device, dtype=torch.float32)
+        context = {} if past_actions is None else {"past_actions": past_actions.to(device)}
         bound = self.bound.to(device)
         mean, std = self._initial_distribution(init, device)
         best_actions, best_energy, history = None, float("inf"), []
@@ -91,7 +100,7 @@ class SamplingPlanner:
             samples = (mean + std * noise).clamp(-bound, bound)
             samples[0] = mean.clamp(-bound, bound)  # keep the current mean in the race
             # Roll out all candidates from the shared context and score them.
-            predicted = self.world_model.rollout(z0, state0, samples.to(z0.dtype))
+            predicted = self.world_model.rollout(z0, state0, samples, **context)
             energy = l1_energy(predicted, z_goal, cfg.all_steps_energy)
             energy = torch.where(torch.isfinite(energy), energy, torch.full_like(energy, float("inf")))
             k_best = int(torch.argmin(energy))

@@ -99,3 +99,36 @@ def test_rerun_recording_holds_the_episode(tmp_path):
     steps = LeRobotDataset(tmp_path / "log").episode(0).length
     camera_rows = sum(c.num_rows for c in chunks if str(c.entity_path) == "/camera/image")
     assert camera_rows == steps  # one frame per observation, the start included
+
+
+def test_plan_goal_with_the_world_model_planner(tmp_path, capsys):
+    import torch
+
+    from worldmodel.checkpoints import save_module
+    from worldmodel.encoder import build_encoder
+    from worldmodel.predictor import ACPredictor
+
+    torch.manual_seed(0)
+    save_module(build_encoder("vit_micro", patch_size=16, img_size=32), tmp_path / "enc.safetensors")
+    save_module(ACPredictor(embed_dim=64, predictor_embed_dim=32, depth=2, num_heads=2, grid_size=2), tmp_path / "pred.safetensors")
+    goal = tmp_path / "goal.png"
+    render_goal.main(["--task", "reach", "--seed", "2", "--out", str(goal), "--size", "32"])
+    plan_goal.main([
+        "--goal", str(goal), "--policy", "planner", "--planner", "mppi", "--steps", "3", "--log-dir", str(tmp_path / "log"),
+        "env.image_size=32", f"world_model.encoder={tmp_path / 'enc.safetensors'}",
+        f"world_model.predictor={tmp_path / 'pred.safetensors'}", "planner.num_samples=8", "planner.num_elites=2",
+        "planner.iterations=2",
+    ])
+    lines = capsys.readouterr().out.strip().splitlines()
+    steps = [l for l in lines if l.startswith("step ")]
+    assert len(steps) == 3 and all("energy" in l and "distance" in l for l in steps)
+    ds = LeRobotDataset(tmp_path / "log")
+    actions = ds.episode(0).actions
+    assert np.all(np.abs(actions[:, :3]) <= 0.05 + 1e-6) and np.all(actions[:, 3:6] == 0)
+
+
+def test_plan_goal_names_a_missing_checkpoint(tmp_path):
+    goal = tmp_path / "goal.png"
+    render_goal.main(["--task", "reach", "--seed", "2", "--out", str(goal), "--size", "32"])
+    with pytest.raises(FileNotFoundError, match="world_model.encoder"):
+        plan_goal.main(["--goal", str(goal), "--policy", "planner", "env.image_size=32", "world_model.encoder=/nonexistent.safetensors"])

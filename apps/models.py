@@ -1,0 +1,53 @@
+"""Build the world model and the latent MPC controller from their config groups."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import configs
+from planners import PlannerConfig, make_planner
+from planners.mpc import LatentMPC
+
+PROJECT_ROOT = Path(configs.__file__).resolve().parent.parent
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_path(path: str) -> Path:
+    """A path as given, or relative to the project (so `checkpoints/...` works from any directory)."""
+    p = Path(path).expanduser()
+    if p.exists() or p.is_absolute():
+        return p
+    return PROJECT_ROOT / p
+
+
+def load_world_model(cfg: Mapping[str, Any]):
+    from worldmodel.world_model import VJEPAWorldModel
+
+    if cfg["dtype"] not in _DTYPES:
+        raise ValueError(f"world_model.dtype must be one of {sorted(_DTYPES)}, got {cfg['dtype']!r}")
+    kw = dict(device=cfg["device"], dtype=_DTYPES[cfg["dtype"]], max_batch=cfg.get("max_batch"))
+    if cfg["source"] == "safetensors":
+        enc, pred = resolve_path(cfg["encoder"]), resolve_path(cfg["predictor"])
+        for what, p in (("encoder", enc), ("predictor", pred)):
+            if not p.exists():
+                raise FileNotFoundError(f"world_model.{what}: {p} does not exist (train it with pretrain-encoder / post-train, see checkpoints/*.md)")
+        return VJEPAWorldModel.from_safetensors(enc, pred, **kw)
+    if cfg["source"] == "official":
+        if not cfg.get("official_path"):
+            raise ValueError("world_model.source=official needs world_model.official_path=/path/to/vjepa2-ac.pt")
+        return VJEPAWorldModel.from_official(resolve_path(cfg["official_path"]), img_size=int(cfg["img_size"]), **kw)
+    raise ValueError(f"world_model.source must be safetensors or official, got {cfg['source']!r}")
+
+
+def planner_config(cfg: Mapping[str, Any]) -> PlannerConfig:
+    fields = PlannerConfig.__dataclass_fields__
+    return PlannerConfig(**{k: v for k, v in cfg.items() if k in fields})
+
+
+def make_mpc(world_model, planner_cfg: Mapping[str, Any]) -> LatentMPC:
+    planner = make_planner(planner_cfg["name"], world_model, planner_config(planner_cfg))
+    return LatentMPC(world_model, planner, context_frames=int(planner_cfg.get("context_frames", 1)))
