@@ -65,7 +65,7 @@ def _driver(task: str):
 
 def run_job(job: EpisodeJob) -> dict:
     from apps.episode_log import EpisodeRecorder
-    from envs.policies import NoisyOracle, RandomPolicy
+    from envs.policies import NoisyOracle, RandomExploration
 
     cfg = _worker["cfg"]
     driver = _driver(job.task)
@@ -79,7 +79,7 @@ def run_job(job: EpisodeJob) -> dict:
     if job.policy == "oracle":
         policy = NoisyOracle(driver.env.oracle(), rng, float(cfg.oracle_noise))
     else:
-        policy = RandomPolicy(rng, step=float(cfg.random_scale), smoothing=0.6)
+        policy = RandomExploration(rng, step=float(cfg.random_scale), smoothing=0.6)
     recorder.start(TASK_TEXT[job.task], obs)
     after_success = 0
     for _ in range(driver.env.max_steps):

@@ -16,52 +16,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from apps.cli import parse
 from apps.episode_log import EpisodeRecorder
+from apps.episode_runner import OraclePolicy, PlannerPolicy, RandomPolicy, run_episode
 from apps.goal_image import load_goal_image
 from apps.render_goal import sidecar_path
 from apps.visualize import RerunLogger
 from envs.tasks import EpisodeSpec
 from robot_drivers.factory import make_driver
-
-
-class OraclePolicy:
-    """The sim's scripted oracle (privileged state), for runs without a world model."""
-
-    def __init__(self, driver):
-        if not hasattr(driver, "env"):
-            raise ValueError("policy=oracle needs the in-process sim driver (driver=sim)")
-        self.driver = driver
-        self.oracle = driver.env.oracle()
-
-    def act(self, obs) -> np.ndarray:
-        return self.oracle.act(self.driver.env.scene)
-
-
-class PlannerPolicy:
-    """The world-model planner: latent MPC toward the goal image's embedding."""
-
-    def __init__(self, cfg: DictConfig, goal_image: np.ndarray):
-        from apps.models import load_world_model, make_mpc
-
-        self.mpc = make_mpc(load_world_model(cfg.world_model), cfg.planner)
-        self.mpc.set_goal(goal_image)
-        self.last_energies: list[float] | None = None
-        self.last_energy: float | None = None
-
-    def act(self, obs) -> np.ndarray:
-        step = self.mpc.act(obs.image, obs.state)
-        self.last_energies, self.last_energy = step.iteration_energies, step.energy
-        return step.action
-
-    def executed(self, sent: np.ndarray) -> None:
-        self.mpc.observe_executed(sent)
-
-
-class RandomPolicy:
-    def __init__(self, seed: int, step: float = 0.05):
-        self.rng, self.step = np.random.default_rng(seed), step
-
-    def act(self, obs) -> np.ndarray:
-        return np.array([*self.rng.uniform(-self.step, self.step, 3), 0, 0, 0, self.rng.choice([-1.0, 0.0, 1.0])])
 
 
 def load_episode_spec(goal: Path) -> EpisodeSpec | None:
@@ -89,7 +49,9 @@ def run(cfg: DictConfig) -> dict:
 
     obs = driver.reset()
     if cfg.policy == "planner":
-        policy = PlannerPolicy(cfg, goal_image)
+        from apps.models import load_world_model, make_mpc
+
+        policy = PlannerPolicy(make_mpc(load_world_model(cfg.world_model), cfg.planner), goal_image)
     else:
         policy = OraclePolicy(driver) if cfg.policy == "oracle" else RandomPolicy(int(cfg.env.seed))
     budget = int(cfg.max_steps or getattr(getattr(driver, "env", None), "max_steps", 20))
@@ -98,48 +60,26 @@ def run(cfg: DictConfig) -> dict:
     viz = RerunLogger(cfg.rerun) if cfg.rerun else None
     if viz:
         viz.log_goal(goal_image)
-        viz.log_step(0, obs.image, obs.state, None, obs.info)
     print(f"plan-goal: task={env_cfg.task} policy={cfg.policy} goal={goal_path} ({goal_image.shape[1]}x{goal_image.shape[0]}) budget={budget}")
-    steps, t_start = 0, time.perf_counter()
+    t_start = time.perf_counter()
     try:
-        for steps in range(1, budget + 1):
-            t0 = time.perf_counter()
-            action = policy.act(obs)
-            t1 = time.perf_counter()
-            sent = driver.act(action)
-            obs = driver.observe()
-            t2 = time.perf_counter()
-            recorder.record(sent, obs)
-            if hasattr(policy, "executed"):
-                policy.executed(sent)
-            if viz:
-                viz.log_step(steps, obs.image, obs.state, sent, obs.info, getattr(policy, "last_energies", None))
-            line = f"step {steps:3d}  act {np.array2string(sent[:3], precision=3)} grip {sent[6]:+.2f}  choose {1e3 * (t1 - t0):6.1f} ms  robot {1e3 * (t2 - t1):6.1f} ms"
-            energy = getattr(policy, "last_energy", None)
-            if energy is not None:
-                line += f"  energy {energy:.4f}"
-            if obs.info:
-                line += f"  distance {obs.info['distance']:.3f} m  success {obs.info['success']}"
-            print(line, flush=True)
-            if cfg.stop_on_success and obs.info.get("success"):
-                break
-            if cfg.energy_threshold is not None and energy is not None and energy < cfg.energy_threshold:
-                print(f"plan-goal: energy {energy:.4f} below the threshold {cfg.energy_threshold}; stopping")
-                break
+        episode = run_episode(
+            driver, policy, obs, budget, recorder=recorder, viz=viz,
+            stop_on_success=bool(cfg.stop_on_success), energy_threshold=cfg.energy_threshold,
+            log=lambda line: print(line, flush=True),
+        )
     finally:
-        # Whatever happened (a dropped connection, Ctrl-C), keep the steps taken so far on disk.
-        episode = recorder.finish()
         recorder.close()
         driver.stop()
         if viz:
             viz.close()
     result = {
-        "steps": steps,
-        "success": bool(obs.info.get("success", False)),
-        "final_distance": obs.info.get("distance"),
+        "steps": episode.steps,
+        "success": episode.success,
+        "final_distance": episode.final_distance,
+        "stopped_by": episode.stopped_by,
         "seconds": round(time.perf_counter() - t_start, 2),
         "log": str(cfg.log_dir),
-        "episode_index": episode,
     }
     print(json.dumps(result))
     return result

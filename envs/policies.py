@@ -1,4 +1,4 @@
-"""Policies that need no world model: the random floor, random exploration for data, a noisy oracle.
+"""Data-collection policies that need no world model: random exploration and a noisy oracle.
 
 All act on the scene (privileged) and return 7-D actions inside the default safety limits."""
 
@@ -14,10 +14,11 @@ EXPLORE_LOW = np.array([0.30, -0.28, 0.05])
 EXPLORE_HIGH = np.array([0.70, 0.28, 0.40])
 
 
-class RandomPolicy:
-    """Uniform random translation per axis and a random gripper delta; rotation held (like the planner's
-    default search space). With `smoothing` > 0 it becomes a correlated random walk that drifts back
-    toward the workspace: broader coverage for training data than white noise."""
+class RandomExploration:
+    """Random translation per axis and occasional gripper open/close; rotation held (the planner's
+    default search space). With `smoothing` > 0 it is a correlated random walk reflected at the
+    exploration box: broader coverage for training data than white noise. (The benchmark's random floor
+    is `apps.episode_runner.RandomPolicy`, which needs no privileged state.)"""
 
     def __init__(self, rng: np.random.Generator, step: float = 0.05, smoothing: float = 0.0, gripper_prob: float = 0.2):
         self.rng, self.step, self.smoothing, self.gripper_prob = rng, step, smoothing, gripper_prob

@@ -132,3 +132,26 @@ def test_plan_goal_names_a_missing_checkpoint(tmp_path):
     render_goal.main(["--task", "reach", "--seed", "2", "--out", str(goal), "--size", "32"])
     with pytest.raises(FileNotFoundError, match="world_model.encoder"):
         plan_goal.main(["--goal", str(goal), "--policy", "planner", "env.image_size=32", "world_model.encoder=/nonexistent.safetensors"])
+
+
+def test_sim_benchmark_writes_table_json_and_plot(tmp_path, capsys):
+    from apps import sim_benchmark
+
+    out = tmp_path / "bench"
+    sim_benchmark.main(["--seeds", "2", "--workers", "2", "--out", str(out), "policies=[random,oracle]", "tasks=[reach,grasp]", "env.image_size=32"])
+    summary = json.loads((out / "results.json").read_text())
+    rows = {(r["task"], r["policy"]): r for r in summary["summary"]}
+    assert rows[("reach", "oracle")]["successes"] == 2 and rows[("grasp", "oracle")]["successes"] == 2
+    assert len(summary["episodes"]) == 8
+    lo, hi = rows[("reach", "oracle")]["ci95"]
+    assert 0.3 < lo < 0.4 and hi == 1.0  # Wilson interval for 2/2
+    assert (out / "results.md").read_text().count("\n") == 2 + 4
+    assert Image.open(out / "results.png").size[0] > 200
+
+
+def test_wilson_interval_matches_known_values():
+    from apps.sim_benchmark import wilson_interval
+
+    lo, hi = wilson_interval(45, 50)
+    assert lo == pytest.approx(0.7864, abs=1e-3) and hi == pytest.approx(0.9565, abs=1e-3)
+    assert wilson_interval(0, 10)[0] == 0.0

@@ -1,0 +1,126 @@
+"""The receding-horizon episode loop and the policies it can run, shared by plan-goal and sim-benchmark.
+
+A policy has `act(obs) -> action`; optionally `executed(sent)` (told the action the safety layer let
+through) and `last_energy` / `last_energies` (a planner's chosen energy and its per-iteration energies).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from robot_drivers.base import Observation, RobotDriver
+
+
+class OraclePolicy:
+    """The sim's scripted oracle (privileged state): the benchmark's ceiling."""
+
+    def __init__(self, driver):
+        if not hasattr(driver, "env"):
+            raise ValueError("policy=oracle needs the in-process sim driver (driver=sim)")
+        self.driver = driver
+        self.oracle = driver.env.oracle()
+
+    def act(self, obs: Observation) -> np.ndarray:
+        return self.oracle.act(self.driver.env.scene)
+
+
+class RandomPolicy:
+    """Uniform random translation and gripper moves, rotation held: the benchmark's floor (same search
+    space as the planner)."""
+
+    def __init__(self, seed: int, step: float = 0.05):
+        self.rng, self.step = np.random.default_rng(seed), step
+
+    def act(self, obs: Observation) -> np.ndarray:
+        return np.array([*self.rng.uniform(-self.step, self.step, 3), 0, 0, 0, self.rng.uniform(-1, 1)])
+
+
+class PlannerPolicy:
+    """The world-model planner: latent MPC toward the goal image's embedding."""
+
+    def __init__(self, mpc, goal_image: np.ndarray):
+        self.mpc = mpc
+        self.mpc.reset()
+        self.mpc.set_goal(goal_image)
+        self.last_energies: list[float] | None = None
+        self.last_energy: float | None = None
+        self.plan_seconds: list[float] = []
+
+    def act(self, obs: Observation) -> np.ndarray:
+        step = self.mpc.act(obs.image, obs.state)
+        self.last_energies, self.last_energy = step.iteration_energies, step.energy
+        self.plan_seconds.append(step.plan_seconds)
+        return step.action
+
+    def executed(self, sent: np.ndarray) -> None:
+        self.mpc.observe_executed(sent)
+
+
+@dataclass
+class EpisodeResult:
+    steps: int
+    success: bool
+    final_distance: float | None
+    choose_seconds: list[float] = field(default_factory=list)  # time to pick each action
+    energies: list[float] = field(default_factory=list)
+    stopped_by: str = "budget"  # budget | success | energy
+
+
+def run_episode(
+    driver: RobotDriver,
+    policy,
+    obs: Observation,
+    budget: int,
+    *,
+    recorder=None,
+    viz=None,
+    stop_on_success: bool = True,
+    energy_threshold: float | None = None,
+    log: Callable[[str], None] | None = print,
+) -> EpisodeResult:
+    """observe -> act -> safety -> robot, `budget` times at most. The recorder (if any) is finished
+    whatever happens, so the steps taken so far stay on disk after a dropped connection or Ctrl-C."""
+    result = EpisodeResult(0, False, obs.info.get("distance"))
+    if viz:
+        viz.log_step(0, obs.image, obs.state, None, obs.info)
+    try:
+        for step in range(1, budget + 1):
+            t0 = time.perf_counter()
+            action = policy.act(obs)
+            t1 = time.perf_counter()
+            sent = driver.act(action)
+            obs = driver.observe()
+            t2 = time.perf_counter()
+            if recorder:
+                recorder.record(sent, obs)
+            if hasattr(policy, "executed"):
+                policy.executed(sent)
+            energy = getattr(policy, "last_energy", None)
+            result.steps, result.final_distance = step, obs.info.get("distance")
+            result.success = bool(obs.info.get("success", False))
+            result.choose_seconds.append(t1 - t0)
+            if energy is not None:
+                result.energies.append(float(energy))
+            if viz:
+                viz.log_step(step, obs.image, obs.state, sent, obs.info, getattr(policy, "last_energies", None))
+            if log:
+                line = f"step {step:3d}  act {np.array2string(sent[:3], precision=3)} grip {sent[6]:+.2f}  choose {1e3 * (t1 - t0):7.1f} ms  robot {1e3 * (t2 - t1):6.1f} ms"
+                if energy is not None:
+                    line += f"  energy {energy:.4f}"
+                if obs.info:
+                    line += f"  distance {obs.info['distance']:.3f} m  success {obs.info['success']}"
+                log(line)
+            if stop_on_success and result.success:
+                result.stopped_by = "success"
+                break
+            if energy_threshold is not None and energy is not None and energy < energy_threshold:
+                result.stopped_by = "energy"
+                break
+    finally:
+        if recorder:
+            recorder.finish()
+    return result
