@@ -181,8 +181,16 @@ class VisionTransformer(nn.Module):
     ):
         super().__init__()
         self.arch = dict(
-            embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, patch_size=patch_size,
-            tubelet_size=tubelet_size, in_chans=in_chans, img_size=img_size, qkv_bias=qkv_bias, norm_eps=norm_eps,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            patch_size=patch_size,
+            tubelet_size=tubelet_size,
+            in_chans=in_chans,
+            img_size=img_size,
+            qkv_bias=qkv_bias,
+            norm_eps=norm_eps,
         )  # constructor args: written into our safetensors files so they are self-describing
         self.embed_dim = embed_dim
         self.num_heads = num_heads
@@ -247,5 +255,9 @@ def build_encoder(
     if name not in VIT_SIZES:
         raise KeyError(f"unknown encoder size {name!r}; known: {sorted(VIT_SIZES)}")
     return VisionTransformer(
-        **asdict(VIT_SIZES[name]), patch_size=patch_size, tubelet_size=tubelet_size, img_size=img_size, in_chans=in_chans
+        **asdict(VIT_SIZES[name]),
+        patch_size=patch_size,
+        tubelet_size=tubelet_size,
+        img_size=img_size,
+        in_chans=in_chans,
     )

@@ -103,9 +103,17 @@ class ACPredictor(nn.Module):
         if use_extrinsics and not extrinsics_encoder:
             raise ValueError("use_extrinsics=True needs extrinsics_encoder=True")
         self.arch = dict(
-            embed_dim=embed_dim, predictor_embed_dim=predictor_embed_dim, depth=depth, num_heads=num_heads,
-            mlp_ratio=mlp_ratio, grid_size=[gh, gw], action_dim=action_dim, use_extrinsics=use_extrinsics,
-            extrinsics_encoder=extrinsics_encoder, qkv_bias=qkv_bias, norm_eps=norm_eps,
+            embed_dim=embed_dim,
+            predictor_embed_dim=predictor_embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            grid_size=[gh, gw],
+            action_dim=action_dim,
+            use_extrinsics=use_extrinsics,
+            extrinsics_encoder=extrinsics_encoder,
+            qkv_bias=qkv_bias,
+            norm_eps=norm_eps,
         )  # constructor args: written into our safetensors files so they are self-describing
         self.embed_dim = embed_dim
         self.width = predictor_embed_dim
@@ -122,7 +130,10 @@ class ACPredictor(nn.Module):
         self.state_encoder = nn.Linear(action_dim, predictor_embed_dim)
         self.extrinsics_encoder = nn.Linear(action_dim - 1, predictor_embed_dim) if extrinsics_encoder else None
         self.predictor_blocks = nn.ModuleList(
-            [Block(predictor_embed_dim, num_heads, mlp_ratio, qkv_bias=qkv_bias, norm_eps=norm_eps) for _ in range(depth)]
+            [
+                Block(predictor_embed_dim, num_heads, mlp_ratio, qkv_bias=qkv_bias, norm_eps=norm_eps)
+                for _ in range(depth)
+            ]
         )
         self.predictor_norm = nn.LayerNorm(predictor_embed_dim, eps=norm_eps)
         self.predictor_proj = nn.Linear(predictor_embed_dim, embed_dim)
@@ -130,7 +141,9 @@ class ACPredictor(nn.Module):
 
     # -- pieces shared by forward / step --------------------------------------------------
 
-    def _rope(self, t0: int, num_steps: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    def _rope(
+        self, t0: int, num_steps: int, device: torch.device, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """cos / sin [num_steps * S, head_dim] for steps t0 .. t0 + num_steps - 1 (S = tokens_per_step)."""
         K, N = self.cond_tokens, self.num_patches
         cell = torch.arange(N, device=device)
@@ -192,8 +205,10 @@ class ACPredictor(nn.Module):
         self._check_frames(z, "predictor input z")
         T = z.shape[1]
         if actions.shape[1] != T or states.shape[1] != T:
-            raise ValueError(f"need one action and one state per frame: z has {T} frames, "
-                             f"actions {tuple(actions.shape)}, states {tuple(states.shape)}")
+            raise ValueError(
+                f"need one action and one state per frame: z has {T} frames, "
+                f"actions {tuple(actions.shape)}, states {tuple(states.shape)}"
+            )
         x = self._embed(z, actions, states, extrinsics)  # [B, T * S, W]
         cos, sin = self._rope(t0, T, x.device, x.dtype)
         mask = block_causal_mask(T, self.tokens_per_step, x.device) if T > 1 else None
@@ -252,11 +267,13 @@ class ACPredictor(nn.Module):
 
     def _rollout_inputs(self, z, states, actions, past_actions):
         """Normalise rollout arguments: z [Bz, T0, N, D], states [Bs, T0, A], past [Bp, T0-1, A] | None."""
+        self._check_frames(z, "rollout z")
+        if z.ndim not in (3, 4):
+            raise ValueError(f"rollout z must be [B, N, D] or [B, T0, N, D]; got {tuple(z.shape)}")
         if z.ndim == 3:
             z = z[:, None]  # [Bz, 1, N, D]
         if states.ndim == 2:
             states = states[:, None]  # [Bs, 1, A]
-        self._check_frames(z, "rollout z")
         if actions.ndim != 3 or actions.shape[-1] != self.action_dim:
             raise ValueError(f"rollout actions must be [B, H, {self.action_dim}]; got {tuple(actions.shape)}")
         T0 = z.shape[1]
@@ -327,8 +344,10 @@ class ACPredictor(nn.Module):
             if normalize_reps:
                 z_next = F.layer_norm(z_next, (z_next.shape[-1],))
             preds.append(z_next)
-            s_next = future_states[:, h] if future_states is not None and h + 1 < H else integrate_state(
-                s_traj[:, -1], actions[:, h])
+            if future_states is not None and h + 1 < H:
+                s_next = future_states[:, h]  # [1 or B, A]
+            else:
+                s_next = integrate_state(s_traj[:, -1], actions[:, h])  # [B, A]
             z_traj = torch.cat([z_traj, z_next[:, None]], dim=1)  # [B, T + 1, N, D]
             s_traj = torch.cat([s_traj, _as_batch(s_next, B)[:, None]], dim=1)  # [B, T + 1, A]
         return torch.stack(preds, dim=1)  # [B, H, N, D]
@@ -348,6 +367,10 @@ def build_predictor(
     if name not in PREDICTOR_SIZES:
         raise KeyError(f"unknown predictor size {name!r}; known: {sorted(PREDICTOR_SIZES)}")
     return ACPredictor(
-        embed_dim=embed_dim, **asdict(PREDICTOR_SIZES[name]), grid_size=grid_size, action_dim=action_dim,
-        use_extrinsics=use_extrinsics, extrinsics_encoder=extrinsics_encoder,
+        embed_dim=embed_dim,
+        **asdict(PREDICTOR_SIZES[name]),
+        grid_size=grid_size,
+        action_dim=action_dim,
+        use_extrinsics=use_extrinsics,
+        extrinsics_encoder=extrinsics_encoder,
     )

@@ -42,15 +42,18 @@ def test_arch_is_recovered_from_official_weight_shapes():
 def test_official_style_file_round_trip(tmp_path):
     enc = build_encoder("vit_micro", patch_size=8, img_size=32)
     pred = build_predictor("ac_micro", embed_dim=64, grid_size=4)
-    ckpt = {"encoder": {f"module.backbone.{k}": v for k, v in enc.state_dict().items()},
-            "predictor": {f"module.{k}": v for k, v in pred.state_dict().items()}, "epoch": 5}
+    ckpt = {
+        "encoder": {f"module.backbone.{k}": v for k, v in enc.state_dict().items()},
+        "predictor": {f"module.{k}": v for k, v in pred.state_dict().items()},
+        "epoch": 5,
+    }
     torch.save(ckpt, tmp_path / "ac.pt")
     enc2 = ck.load_official_encoder(tmp_path / "ac.pt", img_size=32, num_heads=2)
     pred2 = ck.load_official_predictor(tmp_path / "ac.pt", grid_size=4, num_heads=2)
     x = torch.randn(1, 3, 2, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(enc2(x), enc(x))
-    assert all(torch.equal(a, b) for a, b in zip(pred.state_dict().values(), pred2.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(pred.state_dict().values(), pred2.state_dict().values(), strict=True))
 
 
 def test_our_safetensors_are_self_describing(tmp_path):
@@ -60,7 +63,7 @@ def test_our_safetensors_are_self_describing(tmp_path):
     assert meta["kind"] == "predictor" and meta["arch"] == pred.arch and meta["extra"] == {"trained_steps": 10}
     loaded = ck.load_module(tmp_path / "p.safetensors")
     assert loaded.arch == pred.arch and not any(p.is_meta for p in loaded.parameters())
-    assert all(torch.equal(a, b) for a, b in zip(pred.state_dict().values(), loaded.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(pred.state_dict().values(), loaded.state_dict().values(), strict=True))
     with pytest.raises(ValueError, match="holds a predictor, not a encoder"):
         ck.load_module(tmp_path / "p.safetensors", kind="encoder")
 
@@ -89,8 +92,16 @@ def test_wrong_size_checkpoint_lists_missing_unexpected_and_shapes(tmp_path):
 def test_hf_config_mapping_rejects_unsupported_activation():
     with pytest.raises(ValueError, match="hidden_act='silu'"):
         ck.encoder_args_from_hf_config({"hidden_act": "silu"})
-    args = ck.encoder_args_from_hf_config({"hidden_size": 1408, "num_hidden_layers": 40, "num_attention_heads": 22,
-                                           "mlp_ratio": 48 / 11, "crop_size": 256, "patch_size": 16})
+    args = ck.encoder_args_from_hf_config(
+        {
+            "hidden_size": 1408,
+            "num_hidden_layers": 40,
+            "num_attention_heads": 22,
+            "mlp_ratio": 48 / 11,
+            "crop_size": 256,
+            "patch_size": 16,
+        }
+    )
     assert args["embed_dim"] == 1408 and args["img_size"] == 256
 
 

@@ -57,8 +57,11 @@ def test_cached_rollout_with_shared_history_and_extrinsics():
     kw = dict(past_actions=past, extrinsics=ext)
     with torch.no_grad():
         torch.testing.assert_close(
-            p.rollout(z_hist, s_hist, actions, **kw), p.rollout_full_recompute(z_hist, s_hist, actions, **kw),
-            atol=2e-5, rtol=2e-5)
+            p.rollout(z_hist, s_hist, actions, **kw),
+            p.rollout_full_recompute(z_hist, s_hist, actions, **kw),
+            atol=2e-5,
+            rtol=2e-5,
+        )
 
 
 def test_shared_context_equals_explicit_per_candidate_context():

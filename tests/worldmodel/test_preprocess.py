@@ -44,9 +44,17 @@ def test_shapes_of_clips_and_batches():
     "bad, fn, match",
     [
         (np.zeros((8, 8, 3), dtype=np.float32), preprocess_clip, r"frames must be uint8.*float32.*\(8, 8, 3\)"),
-        (torch.zeros(8, 8, 4, dtype=torch.uint8), preprocess_clip, r"frames must have shape \[\.\.\., H, W, 3\].*\(8, 8, 4\)"),
+        (
+            torch.zeros(8, 8, 4, dtype=torch.uint8),
+            preprocess_clip,
+            r"frames must have shape \[\.\.\., H, W, 3\].*\(8, 8, 4\)",
+        ),
         (torch.zeros(1, 1, 1, 8, 8, 3, dtype=torch.uint8), preprocess_clip, r"frames must be .*\(1, 1, 1, 8, 8, 3\)"),
-        (torch.zeros(3, 8, 8, 3, dtype=torch.uint8), preprocess_clip, r"3 frames is not a multiple of the tubelet size 2"),
+        (
+            torch.zeros(3, 8, 8, 3, dtype=torch.uint8),
+            preprocess_clip,
+            r"3 frames is not a multiple of the tubelet size 2",
+        ),
         (torch.zeros(2, 2, 8, 8, 3, dtype=torch.uint8), preprocess_frames, r"images must be .*\(2, 2, 8, 8, 3\)"),
         ([[1, 2, 3]], preprocess_frames, r"images must be a uint8 numpy array or torch tensor; got list"),
     ],

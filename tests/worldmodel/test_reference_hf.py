@@ -19,9 +19,18 @@ if not hasattr(transformers, "VJEPA2Model"):
 
 def _tiny_hf_model(**over):
     cfg = dict(
-        patch_size=8, crop_size=32, frames_per_clip=4, tubelet_size=2, hidden_size=96, num_attention_heads=2,
-        num_hidden_layers=2, mlp_ratio=4.0, pred_hidden_size=32, pred_num_attention_heads=2,
-        pred_num_hidden_layers=1, num_pooler_layers=1,
+        patch_size=8,
+        crop_size=32,
+        frames_per_clip=4,
+        tubelet_size=2,
+        hidden_size=96,
+        num_attention_heads=2,
+        num_hidden_layers=2,
+        mlp_ratio=4.0,
+        pred_hidden_size=32,
+        pred_num_attention_heads=2,
+        pred_num_hidden_layers=1,
+        num_pooler_layers=1,
     )
     cfg.update(over)
     torch.manual_seed(0)
@@ -58,6 +67,7 @@ def test_hf_key_mapping_fuses_qkv_in_query_key_value_order():
     sd = hf_encoder_state_dict({f"vjepa2.{k}": v for k, v in hf.state_dict().items()})  # classifier-style prefix
     layer = hf.encoder.layer[1].attention
     torch.testing.assert_close(
-        sd["blocks.1.attn.qkv.weight"], torch.cat([layer.query.weight, layer.key.weight, layer.value.weight]))
+        sd["blocks.1.attn.qkv.weight"], torch.cat([layer.query.weight, layer.key.weight, layer.value.weight])
+    )
     assert not any(k.startswith(("predictor", "pooler")) for k in sd)
     assert {"patch_embed.proj.weight", "norm.weight", "blocks.0.mlp.fc2.bias"} <= set(sd)

@@ -12,6 +12,7 @@ import importlib
 import sys
 import types
 from contextlib import contextmanager
+from functools import partial
 
 import pytest
 import torch
@@ -89,10 +90,34 @@ def _meta_device(monkeypatch):
     monkeypatch.undo()
 
 
+def _official_encoder(vit, img_size: int, patch_size: int, num_frames: int):
+    """A small official RoPE encoder: 120 wide, 3 heads of 40 (3 x 12 rotated + 4 plain channels)."""
+    return vit.VisionTransformer(
+        img_size=(img_size, img_size),
+        patch_size=patch_size,
+        num_frames=num_frames,
+        tubelet_size=2,
+        embed_dim=120,
+        depth=3,
+        num_heads=3,
+        mlp_ratio=4,
+        qkv_bias=True,
+        norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+        use_rope=True,
+    )
+
+
 def _official_predictor(acp, grid=(4, 6), use_extrinsics=False):
     ref = acp.vit_ac_predictor(
-        img_size=(16 * grid[0], 16 * grid[1]), patch_size=16, num_frames=16, tubelet_size=2, embed_dim=40,
-        predictor_embed_dim=64, depth=3, num_heads=2, use_extrinsics=use_extrinsics,
+        img_size=(16 * grid[0], 16 * grid[1]),
+        patch_size=16,
+        num_frames=16,
+        tubelet_size=2,
+        embed_dim=40,
+        predictor_embed_dim=64,
+        depth=3,
+        num_heads=2,
+        use_extrinsics=use_extrinsics,
     ).eval()
     _randomise(ref, 0.2)
     return ref
@@ -106,7 +131,11 @@ def test_ac_predictor_matches_official_forward(official, grid):
     load_strict(ours, ref.state_dict())  # same parameter names, strict
     g = torch.Generator().manual_seed(1)
     B, T, N = 2, 3, grid[0] * grid[1]
-    z, a, s = torch.randn(B, T * N, 40, generator=g), torch.randn(B, T, 7, generator=g), torch.randn(B, T, 7, generator=g)
+    z, a, s = (
+        torch.randn(B, T * N, 40, generator=g),
+        torch.randn(B, T, 7, generator=g),
+        torch.randn(B, T, 7, generator=g),
+    )
     with torch.no_grad():
         torch.testing.assert_close(ours(z, a, s), ref(z, a, s), atol=1e-5, rtol=1e-5)
 
@@ -117,8 +146,12 @@ def test_ac_predictor_with_extrinsics_matches_official(official):
     ours = ACPredictor(embed_dim=40, predictor_embed_dim=64, depth=3, num_heads=2, grid_size=4, use_extrinsics=True)
     load_strict(ours, ref.state_dict())
     g = torch.Generator().manual_seed(2)
-    z, a, s, e = (torch.randn(2, 2 * 16, 40, generator=g), torch.randn(2, 2, 7, generator=g),
-                  torch.randn(2, 2, 7, generator=g), torch.randn(2, 2, 6, generator=g))
+    z, a, s, e = (
+        torch.randn(2, 2 * 16, 40, generator=g),
+        torch.randn(2, 2, 7, generator=g),
+        torch.randn(2, 2, 7, generator=g),
+        torch.randn(2, 2, 6, generator=g),
+    )
     with torch.no_grad():
         torch.testing.assert_close(ours.eval()(z, a, s, e), ref(z, a, s, e), atol=1e-5, rtol=1e-5)
 
@@ -128,7 +161,9 @@ def test_rollout_matches_official_planner_loop(official):
     run on the official module == our KV-cached rollout."""
     acp, _ = official
     ref = _official_predictor(acp, (4, 4))
-    ours = load_strict(ACPredictor(embed_dim=40, predictor_embed_dim=64, depth=3, num_heads=2, grid_size=4), ref.state_dict()).eval()
+    ours = load_strict(
+        ACPredictor(embed_dim=40, predictor_embed_dim=64, depth=3, num_heads=2, grid_size=4), ref.state_dict()
+    ).eval()
     g = torch.Generator().manual_seed(3)
     S, H, N = 6, 3, 16
     z0 = F.layer_norm(torch.randn(1, 1, N, 40, generator=g), (40,))
@@ -147,7 +182,7 @@ def test_rollout_matches_official_planner_loop(official):
 
 def test_encoder_matches_official_including_masks_and_nonsquare(official):
     _, vit = official
-    ref = vit.vit_tiny(img_size=(32, 32), patch_size=8, num_frames=4, tubelet_size=2, use_rope=True).eval()
+    ref = _official_encoder(vit, img_size=32, patch_size=8, num_frames=4).eval()
     _randomise(ref, 0.1)
     ckpt = {"encoder": {f"module.backbone.{k}": v for k, v in ref.state_dict().items()}}  # official key style
     ours = load_official_encoder(ckpt, img_size=32, num_heads=3).eval()
@@ -162,20 +197,28 @@ def test_encoder_matches_official_including_masks_and_nonsquare(official):
 def test_official_checkpoint_dict_with_prefixes_loads_strictly(official):
     """An official-style 2-AC file: encoder (module.backbone., with an unused pos_embed) + predictor (module.)."""
     acp, vit = official
-    enc = vit.vit_tiny(img_size=(32, 32), patch_size=16, num_frames=2, tubelet_size=2, use_rope=True)
+    enc = _official_encoder(vit, img_size=32, patch_size=16, num_frames=2)
     pred = _official_predictor(acp, (2, 2))
     enc_sd = {f"module.backbone.{k}": v for k, v in enc.state_dict().items()}
-    enc_sd["module.backbone.pos_embed"] = torch.zeros(1, 4, 192)
-    ckpt = {"encoder": enc_sd, "predictor": {f"module.{k}": v for k, v in pred.state_dict().items()},
-            "opt": {}, "epoch": 3}
+    enc_sd["module.backbone.pos_embed"] = torch.zeros(1, 4, 120)
+    ckpt = {
+        "encoder": enc_sd,
+        "predictor": {f"module.{k}": v for k, v in pred.state_dict().items()},
+        "opt": {},
+        "epoch": 3,
+    }
     ours_enc = load_official_encoder(ckpt, img_size=32, num_heads=3)
     ours_pred = load_official_predictor(ckpt, grid_size=2, num_heads=2)
-    assert ours_enc.arch["depth"] == 12 and ours_enc.arch["embed_dim"] == 192
+    assert ours_enc.arch["depth"] == 3 and ours_enc.arch["embed_dim"] == 120
     assert ours_pred.arch["predictor_embed_dim"] == 64 and ours_pred.arch["depth"] == 3
-    torch.testing.assert_close(ours_pred.state_dict()["predictor_proj.weight"], pred.state_dict()["predictor_proj.weight"])
+    torch.testing.assert_close(
+        ours_pred.state_dict()["predictor_proj.weight"], pred.state_dict()["predictor_proj.weight"]
+    )
 
 
-@pytest.mark.parametrize("ours_name, ref_fn", [("vit_large", "vit_large"), ("vit_huge", "vit_huge"), ("vit_giant", "vit_giant_xformers")])
+@pytest.mark.parametrize(
+    "ours_name, ref_fn", [("vit_large", "vit_large"), ("vit_huge", "vit_huge"), ("vit_giant", "vit_giant_xformers")]
+)
 def test_released_sizes_have_official_parameter_names_and_shapes(official, monkeypatch, ours_name, ref_fn):
     _, vit = official
     with _meta_device(monkeypatch):
@@ -190,4 +233,6 @@ def test_official_ac_predictor_size_has_official_names_and_shapes(official, monk
     with _meta_device(monkeypatch):
         ref = acp.vit_ac_predictor(img_size=(256, 256), patch_size=16, num_frames=4, tubelet_size=2, embed_dim=1408)
         ours = ACPredictor(embed_dim=1408, grid_size=16)
-    assert {k: tuple(v.shape) for k, v in ref.state_dict().items()} == {k: tuple(v.shape) for k, v in ours.state_dict().items()}
+    assert {k: tuple(v.shape) for k, v in ref.state_dict().items()} == {
+        k: tuple(v.shape) for k, v in ours.state_dict().items()
+    }

@@ -13,7 +13,8 @@ Rotation = pytest.importorskip("scipy.spatial.transform").Rotation
 
 def test_euler_matches_scipy_extrinsic_xyz():
     e = torch.rand(500, 3, dtype=torch.float64) * torch.tensor([2 * np.pi, np.pi * 0.98, 2 * np.pi]) - torch.tensor(
-        [np.pi, np.pi * 0.49, np.pi])
+        [np.pi, np.pi * 0.49, np.pi]
+    )
     R = euler_xyz_to_matrix(e)
     np.testing.assert_allclose(R.numpy(), Rotation.from_euler("xyz", e.numpy()).as_matrix(), atol=1e-12)
     np.testing.assert_allclose(matrix_to_euler_xyz(R).numpy(), e.numpy(), atol=1e-9)

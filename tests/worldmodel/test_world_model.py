@@ -44,7 +44,9 @@ def test_encode_equals_manual_pipeline(modules):
     img = frames()
     x = torch.from_numpy(img[:, 5:45].astype(np.float32) / 255.0).permute(2, 0, 1)[None]  # centre crop, [1, 3, 40, 40]
     x = torch.nn.functional.interpolate(x, size=(32, 32), mode="bilinear", antialias=True)
-    x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(
+        1, 3, 1, 1
+    )
     with torch.no_grad():
         ref = torch.nn.functional.layer_norm(enc(x[:, :, None].repeat(1, 1, 2, 1, 1)), (64,))
     torch.testing.assert_close(VJEPAWorldModel.from_modules(*modules).encode(img), ref, atol=1e-5, rtol=1e-5)
@@ -75,8 +77,11 @@ def test_from_safetensors_round_trip(tmp_path, modules):
 
 def test_bfloat16_world_model(modules):
     enc, pred = modules
-    wm = VJEPAWorldModel.from_modules(build_encoder("vit_micro", patch_size=8, img_size=32),
-                                      build_predictor("ac_micro", embed_dim=64, grid_size=4), dtype=torch.bfloat16)
+    wm = VJEPAWorldModel.from_modules(
+        build_encoder("vit_micro", patch_size=8, img_size=32),
+        build_predictor("ac_micro", embed_dim=64, grid_size=4),
+        dtype=torch.bfloat16,
+    )
     z = wm.encode(frames())
     out = wm.rollout(z, torch.zeros(1, 7), torch.randn(4, 2, 7) * 0.05)
     assert z.dtype == out.dtype == torch.bfloat16 and out.shape == (4, 2, 16, 64)

@@ -1,0 +1,32 @@
+"""The narrow interfaces planners (and apps) see. Import only this module from planners/.
+
+Shapes: N patch tokens of width D per frame, state / action vectors of 7
+(see worldmodel/state_math.py for the conventions). Embeddings returned by both
+verbs are layer-normed over D without affine, so a planner's energy can compare
+``rollout(...)[:, -1]`` to ``encode(goal)`` directly (e.g. mean |a - b|).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+Frames = np.ndarray | torch.Tensor  # uint8 RGB, channels last
+
+
+@runtime_checkable
+class FrameEncoder(Protocol):
+    def encode(self, frames: Frames) -> torch.Tensor:
+        """uint8 [H, W, 3] -> [1, N, D]; [B, H, W, 3] -> [B, N, D]; [B, T, H, W, 3] -> [B, T, N, D].
+        Every image is encoded on its own (no temporal mixing between frames)."""
+        ...
+
+
+@runtime_checkable
+class WorldModel(FrameEncoder, Protocol):
+    def rollout(self, z: torch.Tensor, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """z [1 or B, N, D] (from ``encode``), state [1 or B, 7], actions [B, H, 7]
+        -> predicted embeddings [B, H, N, D] of the H frames after each action."""
+        ...

@@ -1,0 +1,180 @@
+"""Frozen encoder + AC predictor behind the planner protocol (protocol.WorldModel).
+
+    wm = VJEPAWorldModel.from_safetensors("enc.safetensors", "pred.safetensors", device="cpu")
+    z = wm.encode(frame)                       # uint8 [H, W, 3] -> [1, N, D]
+    z_hat = wm.rollout(z, state, actions)      # [1, N, D], [1, 7], [B, H, 7] -> [B, H, N, D]
+
+Both verbs return layer-normed (no affine) embeddings, as the predictor was trained on.
+Everything runs under ``torch.inference_mode``; weights are frozen and cast to ``dtype``
+(bfloat16 is the fast choice on GPUs and on CPUs with AVX512-BF16 / AMX).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from worldmodel import checkpoints
+from worldmodel.encoder import VisionTransformer
+from worldmodel.predictor import ACPredictor
+from worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD, Interp, preprocess_frames
+from worldmodel.protocol import FrameEncoder, Frames
+
+
+def _freeze(module: nn.Module, device, dtype) -> nn.Module:
+    module = module.to(device=device, dtype=dtype).eval()
+    module.requires_grad_(False)
+    return module
+
+
+class VJEPAFrameEncoder(nn.Module):
+    """A V-JEPA 2 ViT as a FrameEncoder: each uint8 image -> preprocess (centre crop, resize to
+    ``img_size``, ImageNet normalisation, repeated to one tubelet) -> patch features [N, D]."""
+
+    def __init__(
+        self,
+        encoder: VisionTransformer,
+        *,
+        img_size: int | None = None,
+        interpolation: Interp = "bilinear",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        normalize: bool = True,
+        batch_size: int = 32,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ):
+        super().__init__()
+        self.encoder = _freeze(encoder, device, dtype)
+        self.img_size = img_size or encoder.img_size
+        self.interpolation, self.mean, self.std = interpolation, mean, std
+        self.normalize, self.batch_size = normalize, batch_size
+        self.device, self.dtype = torch.device(device), dtype
+
+    @torch.inference_mode()
+    def encode(self, frames: Frames) -> torch.Tensor:
+        """[H, W, 3] -> [1, N, D]; [B, H, W, 3] -> [B, N, D]; [B, T, H, W, 3] -> [B, T, N, D] (uint8)."""
+        lead = tuple(frames.shape[:-3])
+        if len(lead) > 2:
+            raise ValueError(f"frames must be [H, W, 3], [B, H, W, 3] or [B, T, H, W, 3]; got {tuple(frames.shape)}")
+        images = frames.reshape(-1, *frames.shape[-3:])  # [M, H, W, 3]
+        out = []
+        for i in range(0, images.shape[0], self.batch_size):
+            x = preprocess_frames(
+                images[i : i + self.batch_size],
+                self.img_size,
+                self.encoder.tubelet_size,
+                interpolation=self.interpolation,
+                mean=self.mean,
+                std=self.std,
+                dtype=self.dtype,
+                device=self.device,
+            )  # [m, 3, tubelet, S, S]
+            z = self.encoder(x)  # [m, N, D]
+            out.append(F.layer_norm(z, (z.shape[-1],)) if self.normalize else z)
+        z = torch.cat(out)  # [M, N, D]
+        return z if len(lead) < 2 else z.unflatten(0, lead)  # [B, N, D] or [B, T, N, D]
+
+
+class VJEPAWorldModel(nn.Module):
+    """protocol.WorldModel: ``encode`` (any FrameEncoder) + ``rollout`` (ACPredictor, KV-cached)."""
+
+    def __init__(
+        self,
+        encoder: FrameEncoder,
+        predictor: ACPredictor,
+        *,
+        normalize_reps: bool = True,
+        max_batch: int | None = None,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.predictor = _freeze(predictor, device, dtype)
+        self.normalize_reps = normalize_reps
+        self.max_batch = max_batch  # split candidate batches larger than this (bounds K/V cache memory)
+        self.device, self.dtype = torch.device(device), dtype
+
+    def encode(self, frames: Frames) -> torch.Tensor:
+        return self.encoder.encode(frames)
+
+    @torch.inference_mode()
+    def rollout(
+        self,
+        z: torch.Tensor,
+        state: torch.Tensor,
+        actions: torch.Tensor,
+        *,
+        past_actions: torch.Tensor | None = None,
+        full_recompute: bool = False,
+    ) -> torch.Tensor:
+        """z [1 or B, N, D] (or [1 or B, T0, N, D] with history + past_actions [.., T0 - 1, 7]),
+        state [1 or B, 7] (or [.., T0, 7]), actions [B, H, 7] -> [B, H, N, D]."""
+        z = z.to(self.device, self.dtype)
+        state, actions = state.to(self.device, torch.float32), actions.to(self.device, torch.float32)
+        past_actions = None if past_actions is None else past_actions.to(self.device, torch.float32)
+        fn = self.predictor.rollout_full_recompute if full_recompute else self.predictor.rollout
+        B = actions.shape[0]
+        step = self.max_batch or B
+
+        def part(t: torch.Tensor | None, sl: slice) -> torch.Tensor | None:
+            return t if t is None or t.shape[0] == 1 else t[sl]  # batch-1 inputs are shared by every chunk
+
+        chunks = []
+        for i in range(0, B, step):
+            sl = slice(i, i + step)
+            chunks.append(
+                fn(
+                    part(z, sl),
+                    part(state, sl),
+                    actions[sl],
+                    past_actions=part(past_actions, sl),
+                    normalize_reps=self.normalize_reps,
+                )
+            )
+        return torch.cat(chunks)  # [B, H, N, D]
+
+    # -- construction --------------------------------------------------------------------
+
+    @classmethod
+    def from_modules(
+        cls, encoder: VisionTransformer, predictor: ACPredictor, *, device="cpu", dtype=torch.float32, **kw
+    ) -> VJEPAWorldModel:
+        return cls(VJEPAFrameEncoder(encoder, device=device, dtype=dtype), predictor, device=device, dtype=dtype, **kw)
+
+    @classmethod
+    def from_safetensors(
+        cls,
+        encoder_path: str | os.PathLike,
+        predictor_path: str | os.PathLike,
+        *,
+        device="cpu",
+        dtype=torch.float32,
+        **kw,
+    ) -> VJEPAWorldModel:
+        """From two files written by ``checkpoints.save_module``."""
+        enc = checkpoints.load_module(encoder_path, kind="encoder")
+        pred = checkpoints.load_module(predictor_path, kind="predictor")
+        return cls.from_modules(enc, pred, device=device, dtype=dtype, **kw)
+
+    @classmethod
+    def from_official(
+        cls,
+        path: str | os.PathLike,
+        *,
+        img_size: int = 256,
+        which: str = "encoder",
+        device="cpu",
+        dtype=torch.float32,
+        **kw,
+    ) -> VJEPAWorldModel:
+        """From an official V-JEPA 2-AC ``.pt`` (e.g. the ViT-g 2-AC file: ``encoder`` + ``predictor``)."""
+        ckpt = checkpoints.read_official_checkpoint(path)
+        enc = checkpoints.load_official_encoder(ckpt, which=which, img_size=img_size)
+        grid = img_size // enc.patch_size
+        pred = checkpoints.load_official_predictor(ckpt, grid_size=grid)
+        return cls.from_modules(enc, pred, device=device, dtype=dtype, **kw)
