@@ -31,4 +31,23 @@ def make_driver(driver_cfg: Mapping[str, Any], env_cfg: Mapping[str, Any], episo
             limits=safety_limits(driver_cfg["safety"]),
             max_steps=env_cfg.get("max_steps"),
         )
+    if kind == "remote":
+        from robot_drivers.protocol import DEFAULT_PORT, SECRET_ENV
+        from robot_drivers.remote_driver import RemoteDriver
+
+        seed = env_cfg.get("seed")
+        return RemoteDriver(
+            host=str(driver_cfg.get("host", "127.0.0.1")),
+            port=int(driver_cfg.get("port", DEFAULT_PORT)),
+            timeout_s=float(driver_cfg.get("timeout_s", 5.0)),
+            reset_timeout_s=float(driver_cfg.get("reset_timeout_s", 60.0)),
+            retries=int(driver_cfg.get("retries", 2)),
+            secret_file=driver_cfg.get("secret_file"),
+            secret_env=driver_cfg.get("secret_env", SECRET_ENV),
+            heartbeat=bool(driver_cfg.get("heartbeat", True)),
+            seed=None if seed is None else int(seed),
+            episode=episode,
+            task=env_cfg.get("task") if driver_cfg.get("send_task", True) else None,
+            expected_image_size=env_cfg.get("image_size"),
+        )
     raise ValueError(f"unknown driver.type {kind!r}; choose sim or remote")

@@ -28,7 +28,6 @@ from robot_drivers.protocol import (
     endpoint,
     is_loopback,
     load_secret,
-    pack_array,
     packb,
     parse_request_body,
     unpackb,
@@ -217,7 +216,7 @@ def test_missing_or_wrong_credentials_are_refused():
 
 
 def test_altered_body_fails_the_mac():
-    body, auth, _ = _authed("act", {"action": np.zeros(7)})
+    _, auth, _ = _authed("act", {"action": np.zeros(7)})
     tampered = packb({"type": "act", "id": 1, "sid": "s", "args": {"action": np.full(7, 0.07)}})
     assert "bad MAC" in verify_request(SECRET, tampered, auth, ReplayGuard(30))
 
@@ -294,7 +293,7 @@ def test_loopback_detection_and_endpoints():
 
 
 def _decode_all(data: bytes):
-    body, auth = decode_request_envelope(data)
+    body, _ = decode_request_envelope(data)
     return parse_request_body(body)
 
 

@@ -182,11 +182,11 @@ def test_server_clamps_whatever_the_client_sends():
 def test_server_clamps_a_raw_request_too(server):
     """No client-side code involved: a hand-made act request with a 1 m step moves at most the limit."""
     with RemoteDriver("127.0.0.1", server.port) as d:
-        z0 = d.reset(seed=2).state
-    reply = raw_request(server.port, encode_request("act", {"action": np.array([0, 0, 0, 0, 0, 0, 0.0]) + [1, 0, 0, 0, 0, 0, 0]}, 9, "raw")[0])
+        x0 = d.reset(seed=2).state[0]
+    reply = raw_request(server.port, encode_request("act", {"action": [1.0, 0, 0, 0, 0, 0, 0]}, 9, "raw")[0])
     assert reply["ok"] and reply["result"]["action"][0] == pytest.approx(0.075)
     with RemoteDriver("127.0.0.1", server.port) as d:
-        assert d.observe().state[0] - z0[0] < 0.075 + 0.01
+        assert d.observe().state[0] - x0 < 0.075 + 0.01
 
 
 # ---- watchdog -----------------------------------------------------------------------------------------
@@ -210,10 +210,10 @@ def test_watchdog_stops_the_arm_when_the_controller_goes_silent():
 
 
 def test_heartbeat_keeps_a_slow_planner_alive():
-    with RobotServer(sim_backend(), port=0, watchdog_s=0.3) as srv, RemoteDriver("127.0.0.1", srv.port) as d:
+    with RobotServer(sim_backend(), port=0, watchdog_s=0.5) as srv, RemoteDriver("127.0.0.1", srv.port) as d:
         d.reset()
         d.act([0.01, 0, 0, 0, 0, 0, 0])
-        time.sleep(1.0)  # "planning": more than three watchdog periods without an act
+        time.sleep(1.6)  # "planning": more than three watchdog periods without an act
         d.act([0.01, 0, 0, 0, 0, 0, 0])
         assert srv.stats["watchdog"] == 0
 
@@ -319,3 +319,15 @@ def test_client_with_a_secret_refuses_unsigned_replies(server):
     (or to something else listening on that port) is a clear connection error, not data for the planner."""
     with pytest.raises(RobotConnectionError, match="no MAC"):
         RemoteDriver("127.0.0.1", server.port, secret=SECRET)
+
+
+def test_ipv6_loopback():
+    try:
+        srv = RobotServer(sim_backend(), host="::1", port=0, watchdog_s=0).start()
+    except RuntimeError as e:
+        pytest.skip(f"no IPv6 loopback here: {e}")
+    try:
+        with RemoteDriver("::1", srv.port) as d:
+            assert d.endpoint == f"tcp://[::1]:{srv.port}" and d.ping() < 1.0
+    finally:
+        srv.shutdown()

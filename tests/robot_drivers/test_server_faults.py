@@ -16,7 +16,13 @@ import numpy as np
 import pytest
 import zmq
 
-from robot_drivers.protocol import RemoteRobotError, RobotConnectionError, decode_request_envelope, encode_reply, parse_request_body
+from robot_drivers.protocol import (
+    RemoteRobotError,
+    RobotConnectionError,
+    decode_request_envelope,
+    encode_reply,
+    parse_request_body,
+)
 from robot_drivers.remote_driver import RemoteDriver
 from robot_drivers.server import RobotServer, SimBackend
 

@@ -1,0 +1,449 @@
+"""The robot server: one robot backend behind a ZeroMQ ROUTER socket, with its own safety layer and watchdog.
+
+It runs on the computer wired to the arm (or anywhere, for the sim backend) and answers the requests of
+`robot_drivers/protocol.py` one at a time, in arrival order, from any number of clients.
+
+Whatever a client sends, what reaches the backend is bounded here:
+  * per-step clamps and the workspace box (`SafetyLayer`, from the server's own config) plus gripper limits
+    (a range within [0, 1] and a per-step change), applied to every `act`;
+  * a watchdog: once the controlling client (the session that last sent act/reset) has moved the arm, a
+    silence of `watchdog_s` from it stops the arm; further `act`s are refused until a `reset`;
+  * `stop`: stops the arm, same refusal until `reset`;
+  * access control: loopback by default; binding to any other address needs the shared secret, and with a
+    secret every request must carry a valid HMAC (unauthenticated requests are refused, logged, and never
+    reach the backend);
+  * malformed, oversized, unknown-version or schema-violating messages get an error reply (libzmq drops the
+    connection of a peer whose message exceeds 4x the request cap before it is buffered); the loop survives
+    them and any backend exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+import zmq
+
+from robot_drivers.base import Observation
+from robot_drivers.protocol import (
+    DEFAULT_PORT,
+    MAX_REPLY_BYTES,
+    MAX_REQUEST_BYTES,
+    PROTOCOL_VERSION,
+    ReplayGuard,
+    RobotProtocolError,
+    decode_request_envelope,
+    encode_observation,
+    encode_reply,
+    is_loopback,
+    parse_request_body,
+    verify_request,
+)
+from robot_drivers.safety import SafetyLayer, SafetyLimits, SafetyReport
+
+log = logging.getLogger(__name__)
+
+
+class Backend(Protocol):
+    """What the server drives: a RobotDriver plus a cheap state read and a description."""
+
+    name: str
+
+    def reset(self, seed: int | None = None, episode: str | None = None, task: str | None = None) -> Observation: ...
+
+    def observe(self) -> Observation: ...
+
+    def current_state(self) -> np.ndarray: ...
+
+    def act(self, action: np.ndarray) -> np.ndarray: ...
+
+    def stop(self) -> None: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+# ---- safety -------------------------------------------------------------------------------------------
+
+
+class ServerSafety:
+    """`SafetyLayer` plus gripper limits: target within [gripper_min, gripper_max], change per step <= max_gripper_step."""
+
+    def __init__(self, limits: SafetyLimits, gripper_min: float = 0.0, gripper_max: float = 1.0, max_gripper_step: float = 1.0):
+        if not 0.0 <= gripper_min < gripper_max <= 1.0:
+            raise ValueError(f"need 0 <= gripper_min < gripper_max <= 1, got {gripper_min}, {gripper_max}")
+        if not max_gripper_step > 0:
+            raise ValueError("max_gripper_step must be > 0")
+        self.layer = SafetyLayer(limits)
+        self.gripper_min, self.gripper_max, self.max_gripper_step = float(gripper_min), float(gripper_max), float(max_gripper_step)
+
+    def filter(self, action: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, SafetyReport]:
+        safe, report = self.layer.filter(action, state)
+        g = float(state[6])
+        step = float(np.clip(safe[6], -self.max_gripper_step, self.max_gripper_step))
+        # Like the workspace box: from outside the allowed range, a step may only bring the gripper closer.
+        target = float(np.clip(g + step, min(self.gripper_min, g), max(self.gripper_max, g)))
+        if target - g != safe[6]:
+            safe[6] = target - g
+            if not report.clamped:
+                report.clamped = True
+                report.notes.append("clamped to limits")
+        return safe, report
+
+    def describe(self) -> dict[str, Any]:
+        L = self.layer.limits
+        return {
+            "max_translation": L.max_translation,
+            "max_rotation": L.max_rotation,
+            "workspace_low": list(L.workspace_low),
+            "workspace_high": list(L.workspace_high),
+            "gripper_min": self.gripper_min,
+            "gripper_max": self.gripper_max,
+            "max_gripper_step": self.max_gripper_step,
+        }
+
+
+# ---- the sim backend ----------------------------------------------------------------------------------
+
+
+class SimBackend:
+    """`SimDriver` as a server backend: reset may name a seed, an episode spec (JSON) and a task."""
+
+    name = "sim"
+
+    def __init__(self, task: str = "reach", image_size: int = 256, seed: int = 0, limits: SafetyLimits = SafetyLimits(), max_steps: int | None = None):
+        self._kw = {"image_size": image_size, "seed": seed, "limits": limits, "max_steps": max_steps}
+        self.task = task
+        self.driver = self._make(task)
+        self.driver.reset()
+
+    def _make(self, task: str):
+        from robot_drivers.sim_driver import SimDriver
+
+        return SimDriver(task=task, **self._kw)
+
+    def reset(self, seed: int | None = None, episode: str | None = None, task: str | None = None) -> Observation:
+        spec = None
+        if episode:
+            from envs.tasks import EpisodeSpec
+
+            spec = EpisodeSpec.from_json(episode)
+            task = spec.task
+        if task and task != self.task:
+            from envs import TASKS
+
+            if task not in TASKS:
+                raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
+            self.driver.close()
+            self.driver, self.task = self._make(task), task
+        return self.driver.reset(seed=seed, episode=spec)
+
+    def observe(self) -> Observation:
+        return self.driver.observe()
+
+    def current_state(self) -> np.ndarray:
+        return self.driver.observe().state
+
+    def act(self, action: np.ndarray) -> np.ndarray:
+        return self.driver.act(action)
+
+    def stop(self) -> None:
+        self.driver.stop()
+
+    def goal_image(self) -> np.ndarray:
+        return self.driver.goal_image()
+
+    def episode_json(self) -> str:
+        return self.driver.episode_spec.to_json()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": self.name, "task": self.task, "image_size": self._kw["image_size"], "camera": "exterior (rendered)",
+            "privileged_info": True, "max_steps": int(self.driver.env.max_steps),
+        }
+
+    def close(self) -> None:
+        self.driver.close()
+
+
+# ---- the server ---------------------------------------------------------------------------------------
+
+
+class RobotServer:
+    """Serve one backend. `serve_forever()` in the calling thread, or `start()` for a background thread.
+
+    `backend` may be a backend or a zero-argument factory; a factory runs in the serving thread (MuJoCo's GL
+    context then lives in the thread that renders).
+    """
+
+    def __init__(
+        self,
+        backend: Backend | Callable[[], Backend],
+        *,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        secret: bytes | None = None,
+        limits: SafetyLimits = SafetyLimits(),
+        gripper_min: float = 0.0,
+        gripper_max: float = 1.0,
+        max_gripper_step: float = 1.0,
+        watchdog_s: float = 2.0,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
+        max_clock_skew_s: float = 30.0,
+    ):
+        if not is_loopback(host) and secret is None:
+            raise ValueError(
+                f"refusing to bind the robot server to {host!r} without a shared secret: anyone on the network could "
+                "move the arm. Set auth.secret_file (or $ROBOT_SERVER_SECRET), or bind to 127.0.0.1"
+            )
+        self._backend_or_factory = backend
+        self.host, self.requested_port = host, int(port)
+        self.secret = secret
+        self.safety = ServerSafety(limits, gripper_min, gripper_max, max_gripper_step)
+        self.watchdog_s = float(watchdog_s)
+        self.max_request_bytes, self.max_reply_bytes = int(max_request_bytes), int(max_reply_bytes)
+        self.guard = ReplayGuard(max_clock_skew_s)
+        self.server_id = os.urandom(8).hex()
+        self.backend: Backend | None = None
+        self.port: int | None = None
+        self.stats: Counter[str] = Counter()
+        self._stop_event = threading.Event()
+        self._ready_event = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        # episode / watchdog state
+        self._episode_ready = False
+        self._halted: str | None = None
+        self._armed = False
+        self._controller: str | None = None
+        self._last_contact = 0.0
+        self._refusal_window = 0.0
+        self._refusals_logged = 0
+        self._suppressed_refusals = 0
+
+    # ---- life cycle ---------------------------------------------------------------------------------
+    def start(self, timeout_s: float = 60.0) -> RobotServer:
+        self._thread = threading.Thread(target=self.serve_forever, name="robot-server", daemon=True)
+        self._thread.start()
+        if not self._ready_event.wait(timeout_s):
+            raise RuntimeError(f"robot server did not start within {timeout_s:g} s")
+        if self._startup_error is not None:
+            raise RuntimeError(f"robot server failed to start: {self._startup_error}") from self._startup_error
+        return self
+
+    def shutdown(self, timeout_s: float = 10.0) -> None:
+        self._stop_event.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
+
+    def __enter__(self) -> RobotServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+    def serve_forever(self) -> None:
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.ROUTER)
+        try:
+            try:
+                sock.linger = 0
+                sock.setsockopt(zmq.MAXMSGSIZE, 4 * self.max_request_bytes)
+                if ":" in self.host.strip("[]"):
+                    sock.ipv6 = True
+                host = self.host.strip("[]")
+                addr = f"tcp://[{host}]" if ":" in host else f"tcp://{host}"
+                if self.requested_port == 0:
+                    self.port = sock.bind_to_random_port(addr)
+                else:
+                    sock.bind(f"{addr}:{self.requested_port}")
+                    self.port = self.requested_port
+                b = self._backend_or_factory
+                self.backend = b() if callable(b) and not hasattr(b, "act") else b
+            except BaseException as e:
+                self._startup_error = e
+                self._ready_event.set()
+                raise
+            log.info(
+                "robot server (%s backend, protocol v%d) listening on %s:%d, %s, watchdog %.2f s",
+                self.backend.name, PROTOCOL_VERSION, self.host, self.port,
+                "shared-secret authentication" if self.secret else "no authentication (loopback only)", self.watchdog_s,
+            )
+            self._ready_event.set()
+            poller = zmq.Poller()
+            poller.register(sock, zmq.POLLIN)
+            while not self._stop_event.is_set():
+                if poller.poll(20):
+                    for _ in range(64):  # drain what is queued, then look at the watchdog again
+                        try:
+                            frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self._handle(sock, frames)
+                self._check_watchdog()
+        finally:
+            self._close_backend()
+            sock.close(0)
+            ctx.term()
+            log.info("robot server stopped (%s)", dict(self.stats))
+
+    def _close_backend(self) -> None:
+        if self.backend is None:
+            return
+        try:
+            self.backend.stop()  # leave the arm holding still
+        except Exception as e:  # noqa: BLE001
+            log.warning("backend stop at shutdown failed: %s", e)
+        try:
+            self.backend.close()
+        except Exception as e:  # noqa: BLE001
+            log.warning("backend close failed: %s", e)
+
+    # ---- one message --------------------------------------------------------------------------------
+    def _handle(self, sock: zmq.Socket, frames: list[zmq.Frame]) -> None:
+        ident = frames[0].bytes
+        if len(frames) == 3 and len(frames[1]) == 0:
+            head, payload = [ident, b""], frames[2]  # a REQ client, or a DEALER imitating one
+        elif len(frames) == 2:
+            head, payload = [ident], frames[1]
+        else:
+            self.stats["bad_framing"] += 1
+            self._log_refusal(None, f"message of {len(frames)} frames")
+            sock.send_multipart([ident, b"", encode_reply(0, self.server_id, error=("bad_message", "expected one payload frame"))])
+            return
+        try:
+            peer = payload.get("Peer-Address")
+        except Exception:  # noqa: BLE001 - not every transport/libzmq knows it
+            peer = None
+        reply = self._process(payload.bytes, peer)
+        sock.send_multipart([*head, reply])
+
+    def _process(self, data: bytes, peer: str | None) -> bytes:
+        self.stats["messages"] += 1
+        try:
+            body, auth = decode_request_envelope(data, self.max_request_bytes)
+        except RobotProtocolError as e:
+            self.stats[e.code] += 1
+            self._log_refusal(peer, e.message)
+            return encode_reply(0, self.server_id, error=(e.code, e.message))
+        nonce = None
+        if self.secret is not None:
+            why = verify_request(self.secret, body, auth, self.guard)
+            if why is not None:
+                self.stats["unauthorized"] += 1
+                self._log_refusal(peer, f"unauthenticated request refused: {why}")
+                return encode_reply(0, self.server_id, error=("unauthorized", f"request refused: {why}"))
+            nonce = auth["nonce"]
+        try:
+            req = parse_request_body(body)
+        except RobotProtocolError as e:
+            self.stats[e.code] += 1
+            self._log_refusal(peer, e.message)
+            return encode_reply(0, self.server_id, error=(e.code, e.message), secret=self.secret, nonce=nonce)
+        result, error = self._dispatch(req)
+        self.stats[req["type"] if error is None else f"{req['type']}:{error[0]}"] += 1
+        reply = encode_reply(req["id"], self.server_id, result, error, secret=self.secret, nonce=nonce)
+        if len(reply) > self.max_reply_bytes:
+            reply = encode_reply(
+                req["id"], self.server_id, error=("reply_too_large", f"reply of {len(reply)} bytes exceeds {self.max_reply_bytes}"),
+                secret=self.secret, nonce=nonce,
+            )
+        return reply
+
+    def _log_refusal(self, peer: str | None, what: str) -> None:
+        """Log every refusal, at most 10 a second (a flood of garbage must not flood the log)."""
+        now = time.monotonic()
+        if now - self._refusal_window >= 1.0:
+            if self._suppressed_refusals:
+                log.warning("%d more refused messages were not logged", self._suppressed_refusals)
+            self._refusal_window, self._refusals_logged, self._suppressed_refusals = now, 0, 0
+        if self._refusals_logged < 10:
+            self._refusals_logged += 1
+            log.warning("refused a message from %s: %s", peer or "unknown peer", what)
+        else:
+            self._suppressed_refusals += 1
+
+    # ---- requests -----------------------------------------------------------------------------------
+    def _dispatch(self, req: dict) -> tuple[dict | None, tuple[str, str] | None]:
+        t, args, sid = req["type"], req["args"], req["sid"]
+        now = time.monotonic()
+        if sid == self._controller:
+            self._last_contact = now
+        backend = self.backend
+        try:
+            if t == "ping":
+                return {"time": time.time(), "halted": self._halted}, None
+            if t == "hello":
+                if args["version"] != PROTOCOL_VERSION:
+                    return None, ("unsupported_version", f"client speaks protocol {args['version']!r}, server {PROTOCOL_VERSION}")
+                if args["client"]:
+                    log.info("hello from %s (session %s)", args["client"], sid[:8])
+                return {
+                    "server": "robot-server", "version": PROTOCOL_VERSION, "server_id": self.server_id,
+                    "backend": backend.describe(), "watchdog_s": self.watchdog_s, "limits": self.safety.describe(),
+                    "authenticated": self.secret is not None, "max_request_bytes": self.max_request_bytes,
+                    "max_reply_bytes": self.max_reply_bytes,
+                }, None
+            if t == "observe":
+                return {"obs": encode_observation(backend.observe())}, None
+            if t == "act":
+                if self._halted:
+                    return None, ("stopped", f"the arm is stopped ({self._halted}); call reset() to start a new episode")
+                if not self._episode_ready:
+                    return None, ("not_ready", "no episode: call reset() before act()")
+                self._controller, self._last_contact = sid, now
+                safe, report = self.safety.filter(args["action"], backend.current_state())
+                sent = np.asarray(backend.act(safe), dtype=np.float64)
+                self._armed = True
+                self._last_contact = time.monotonic()
+                return {"action": sent, "clamped": bool(report.clamped), "notes": list(report.notes)}, None
+            if t == "reset":
+                self._armed = False
+                obs = backend.reset(seed=args["seed"], episode=args["episode"], task=args["task"])
+                self._halted, self._episode_ready = None, True
+                self._controller, self._last_contact = sid, time.monotonic()
+                episode = backend.episode_json() if hasattr(backend, "episode_json") else None
+                return {"obs": encode_observation(obs), "episode": episode}, None
+            if t == "stop":
+                self._armed = False
+                backend.stop()
+                self._halted = "stop requested"
+                log.info("stop requested by session %s", sid[:8])
+                return {}, None
+            if t == "goal_image":
+                if not hasattr(backend, "goal_image"):
+                    return None, ("unsupported", f"the {backend.name} backend cannot render a goal image; take a goal picture instead")
+                return {"image": backend.goal_image()}, None
+        except (ValueError, TypeError, KeyError) as e:
+            log.warning("%s refused: %s", t, e)
+            return None, ("bad_request", f"{type(e).__name__}: {e}")
+        except NotImplementedError as e:
+            return None, ("unsupported", str(e))
+        except Exception as e:
+            log.exception("%s failed in the %s backend", t, backend.name)
+            if t == "act":
+                self._armed = False
+            return None, ("backend_error", f"{type(e).__name__}: {e}")
+        return None, ("unknown_type", t)  # unreachable: parse_request_body checked the type
+
+    def _check_watchdog(self) -> None:
+        if not self._armed or self.watchdog_s <= 0:
+            return
+        silent = time.monotonic() - self._last_contact
+        if silent > self.watchdog_s:
+            self._armed = False
+            self._halted = f"watchdog: no request from the controlling client for {silent:.2f} s (limit {self.watchdog_s:g} s)"
+            self.stats["watchdog"] += 1
+            log.warning("%s; stopping the arm", self._halted)
+            try:
+                self.backend.stop()
+            except Exception:
+                log.exception("backend stop by the watchdog failed")

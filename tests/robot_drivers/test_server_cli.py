@@ -1,0 +1,64 @@
+"""The robot-server command: config composition, secrets, the off-loopback refusal, goal snapshots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from PIL import Image
+
+from apps.cli import CONFIG_DIR, compose_config
+from apps.robot_server import build_server, main
+from robot_drivers.server import RobotServer, SimBackend
+
+
+def test_config_composes_with_safe_defaults():
+    cfg = compose_config("robot_server")
+    assert cfg.host == "127.0.0.1" and cfg.backend == "sim" and cfg.watchdog_s > 0
+    assert cfg.auth.secret_file is None and cfg.safety.max_translation == 0.075
+
+
+def test_remote_driver_config_keys():
+    cfg = OmegaConf.load(CONFIG_DIR / "driver" / "remote.yaml")
+    assert cfg.type == "remote" and {"host", "port", "timeout_s", "secret_file", "secret_env", "heartbeat"} <= set(cfg)
+
+
+@pytest.mark.skipif(not (CONFIG_DIR / "plan_goal.yaml").exists(), reason="plan-goal config not there yet")
+def test_plan_goal_composes_with_the_remote_driver_and_make_driver_accepts_it(monkeypatch):
+    from robot_drivers.factory import make_driver
+
+    monkeypatch.delenv("ROBOT_SERVER_SECRET", raising=False)
+    with RobotServer(lambda: SimBackend(image_size=64), port=0, watchdog_s=0) as srv:
+        cfg = compose_config("plan_goal", ["driver=remote", "driver.host=127.0.0.1", f"driver.port={srv.port}", "env.image_size=64"])
+        with make_driver(cfg.driver, cfg.env) as driver:
+            assert driver.reset().image.shape == (64, 64, 3)
+
+
+def test_binding_off_loopback_without_a_secret_exits_with_an_error(monkeypatch, capsys):
+    monkeypatch.delenv("ROBOT_SERVER_SECRET", raising=False)
+    assert main(["--host", "0.0.0.0"]) == 2
+
+
+def test_new_secret_file_then_secure_config(tmp_path, monkeypatch):
+    path = tmp_path / "robot.secret"
+    assert main(["--new-secret-file", str(path)]) == 0
+    assert path.stat().st_mode & 0o777 == 0o600
+    monkeypatch.delenv("ROBOT_SERVER_SECRET", raising=False)
+    server = build_server(compose_config("robot_server", [f"auth.secret_file={path}", "port=0"]))
+    assert server.secret == path.read_text().strip().encode()
+
+
+def test_snapshot_saves_the_servers_camera_frame(tmp_path, monkeypatch):
+    monkeypatch.delenv("ROBOT_SERVER_SECRET", raising=False)
+    with RobotServer(lambda: SimBackend(image_size=64), port=0, watchdog_s=0) as srv:
+        out = tmp_path / "goal.png"
+        assert main(["--snapshot", str(out), "--port", str(srv.port)]) == 0
+        img = np.asarray(Image.open(out))
+        assert img.shape == (64, 64, 3)
+        np.testing.assert_array_equal(img, srv.backend.observe().image)
+
+
+def test_cfg_prints_and_exits(capsys):
+    with pytest.raises(SystemExit):
+        main(["--cfg"])
+    assert "watchdog_s" in capsys.readouterr().out
