@@ -8,10 +8,11 @@ sim, the privileged distance to the goal; the episode is written to `log_dir` as
 from __future__ import annotations
 
 import json
+import logging
+import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from apps.cli import parse
@@ -22,6 +23,16 @@ from apps.render_goal import sidecar_path
 from apps.visualize import RerunLogger
 from envs.tasks import EpisodeSpec
 from robot_drivers.factory import make_driver
+
+log = logging.getLogger(__name__)
+
+
+def task_budget(driver, default: int = 20) -> int:
+    """The task's step budget: from the in-process sim, or from a sim behind a robot server."""
+    if hasattr(driver, "env"):
+        return int(driver.env.max_steps)
+    backend = (getattr(driver, "server_info", None) or {}).get("backend", {})
+    return int(backend.get("max_steps") or default)
 
 
 def load_episode_spec(goal: Path) -> EpisodeSpec | None:
@@ -54,7 +65,7 @@ def run(cfg: DictConfig) -> dict:
         policy = PlannerPolicy(make_mpc(load_world_model(cfg.world_model), cfg.planner), goal_image)
     else:
         policy = OraclePolicy(driver) if cfg.policy == "oracle" else RandomPolicy(int(cfg.env.seed))
-    budget = int(cfg.max_steps or getattr(getattr(driver, "env", None), "max_steps", 20))
+    budget = int(cfg.max_steps or task_budget(driver))
     recorder = EpisodeRecorder(cfg.log_dir, cfg.camera, obs.image.shape[:2], fps=4, privileged=bool(obs.info))
     recorder.start(f"reach the goal image {goal_path.name}", obs)
     viz = RerunLogger(cfg.rerun) if cfg.rerun else None
@@ -70,9 +81,15 @@ def run(cfg: DictConfig) -> dict:
         )
     finally:
         recorder.close()
-        driver.stop()
         if viz:
             viz.close()
+        try:
+            driver.stop()
+        except Exception as stop_error:
+            if sys.exc_info()[1] is None:
+                raise
+            # Already failing (e.g. the robot server died): report that, not the follow-up stop failure.
+            log.warning("plan-goal: stopping the robot also failed: %s", stop_error)
     result = {
         "steps": episode.steps,
         "success": episode.success,

@@ -31,7 +31,8 @@ def _as_uint8_tensor(frames, name: str) -> torch.Tensor:
     if isinstance(frames, np.ndarray):
         if frames.dtype != np.uint8:
             raise TypeError(f"{name} must be uint8 RGB; got numpy dtype {frames.dtype} with shape {frames.shape}")
-        frames = torch.from_numpy(np.ascontiguousarray(frames))
+        # Frames decoded from a network message are read-only views; torch needs a writable buffer.
+        frames = torch.from_numpy(np.ascontiguousarray(frames) if frames.flags.writeable else frames.copy())
     elif not isinstance(frames, torch.Tensor):
         raise TypeError(f"{name} must be a uint8 numpy array or torch tensor; got {type(frames).__name__}")
     if frames.dtype != torch.uint8:

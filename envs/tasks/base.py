@@ -15,7 +15,7 @@ import mujoco
 import numpy as np
 
 from envs.controller import ControllerConfig, EndEffectorController
-from envs.geometry import delta_action, euler_to_mat
+from envs.geometry import delta_action
 from envs.rendering import FastRenderer
 from envs.scene import FINGER_OPEN, HOME_QPOS, FrankaScene, SceneConfig
 

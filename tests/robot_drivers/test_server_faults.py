@@ -3,11 +3,6 @@ so far stay on disk), reconnection to a restarted server, and a bounded loopback
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,14 +20,9 @@ from robot_drivers.protocol import (
 )
 from robot_drivers.remote_driver import RemoteDriver
 from robot_drivers.server import RobotServer, SimBackend
+from server_process import free_port, kill, start_server_process
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class FakeServer:
@@ -107,32 +97,6 @@ def test_idempotent_requests_are_retried_then_fail_fast_while_unreachable():
 
 
 # ---- a real server process, killed and restarted ---------------------------------------------------------
-
-
-def start_server_process(port: int) -> subprocess.Popen:
-    env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
-    env.pop("ROBOT_SERVER_SECRET", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "apps.robot_server", f"port={port}", "env.image_size=64", "watchdog_s=0"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"robot-server exited: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            RemoteDriver("127.0.0.1", port, timeout_s=0.5, retries=0, heartbeat=False).close()
-            return proc
-        except RobotConnectionError:
-            pass
-    proc.kill()
-    raise RuntimeError("robot-server did not come up within 60 s")
-
-
-def kill(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(10)
 
 
 @pytest.mark.slow
