@@ -169,8 +169,9 @@ class FrankaScene:
         return len(touching) == 2
 
     # ---- state write (resets and goal photos only; control goes through the actuators) ------------
-    def set_arm(self, qpos: np.ndarray, finger_opening: float = 2 * FINGER_OPEN) -> None:
-        d = self.data
+    def set_arm(self, qpos: np.ndarray, finger_opening: float = 2 * FINGER_OPEN, data: mujoco.MjData | None = None) -> None:
+        """Place the arm (and its servo targets) directly; `data` defaults to the live MjData."""
+        d = self.data if data is None else data
         d.qpos[self.arm_qpos_adr] = qpos
         d.qvel[self.arm_dof_adr] = 0.0
         half = float(np.clip(finger_opening / 2, 0.0, FINGER_OPEN))
@@ -178,11 +179,11 @@ class FrankaScene:
         d.ctrl[:7] = qpos
         d.ctrl[7:9] = half
 
-    def set_cube(self, pos: np.ndarray, yaw: float = 0.0) -> None:
-        a = self.cube_qpos_adr
-        self.data.qpos[a : a + 3] = pos
-        self.data.qpos[a + 3 : a + 7] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
-        self.data.qvel[self.cube_dof_adr : self.cube_dof_adr + 6] = 0.0
+    def set_cube(self, pos: np.ndarray, yaw: float = 0.0, data: mujoco.MjData | None = None) -> None:
+        d, a = (self.data if data is None else data), self.cube_qpos_adr
+        d.qpos[a : a + 3] = pos
+        d.qpos[a + 3 : a + 7] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+        d.qvel[self.cube_dof_adr : self.cube_dof_adr + 6] = 0.0
 
     def reset_to_home(self) -> None:
         mujoco.mj_resetData(self.model, self.data)

@@ -172,18 +172,13 @@ class FrankaTaskEnv(gym.Env):
         q, _ = self.controller.solve_ik(ee, DOWN, HOME_QPOS)
         half = s.cfg.cube_half_size
         opening = 2 * half if in_hand else 2 * FINGER_OPEN * (1.0 - grip)
-        saved = s.data
-        s.data = data  # reuse the scene's setters on another MjData
-        try:
-            mujoco.mj_resetData(s.model, data)
-            s.set_arm(q, opening)
-            if in_hand:
-                data.ctrl[7:9] = 0.0  # squeeze
-                cube = ee - np.array([0.0, 0.0, CUBE_BELOW_EE])
-            s.set_cube(cube, spec.cube_yaw)
-            mujoco.mj_forward(s.model, data)
-        finally:
-            s.data = saved
+        mujoco.mj_resetData(s.model, data)
+        s.set_arm(q, opening, data)
+        if in_hand:
+            data.ctrl[7:9] = 0.0  # squeeze
+            cube = ee - np.array([0.0, 0.0, CUBE_BELOW_EE])
+        s.set_cube(cube, spec.cube_yaw, data)
+        mujoco.mj_forward(s.model, data)
 
     def goal_image(self) -> np.ndarray:
         """The goal as a photo: the scene placed in the goal configuration (a person posing the robot)."""
