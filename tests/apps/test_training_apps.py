@@ -1,0 +1,90 @@
+"""pretrain-encoder and post-train end to end on a tiny synthetic dataset, chained as in the recipe."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from apps import post_train, pretrain_encoder
+from apps.cli import compose_config
+from worldmodel import checkpoints
+from worldmodel.data.lerobot_dataset import DatasetWriter, FeatureSpec
+from worldmodel.world_model import VJEPAWorldModel
+
+TINY_ENCODER = ["encoder.name=vit_micro", "encoder.img_size=32", "encoder.patch_size=8",
+                "mask_predictor.predictor_embed_dim=32", "mask_predictor.depth=1", "mask_predictor.num_heads=2"]
+TINY_PREDICTOR = ["predictor.predictor_embed_dim=32", "predictor.depth=1", "predictor.num_heads=2"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def make_dataset(root, episodes=6, length=10, size=40):
+    rng = np.random.default_rng(0)
+    feats = {"observation.ee_pos": FeatureSpec("float32", (3,))}
+    with DatasetWriter(root, 4, {"exterior": (size, size)}, feats, fsync=False) as w:
+        for _ in range(episodes):
+            p = rng.uniform(0.3, 0.7, 2)
+            for t in range(length):
+                img = np.full((size, size, 3), 40, np.uint8)
+                i, j = (p * size).astype(int)
+                img[i - 4 : i + 4, j - 4 : j + 4] = 230
+                a = np.zeros(7, np.float32)
+                a[:2] = rng.uniform(-0.05, 0.05, 2) if t < length - 1 else 0
+                w.add_frame(np.array([*p, 0.1, 0, 0, 0, 0], np.float32), a, {"exterior": img}, "reach",
+                            {"observation.ee_pos": np.array([*p, 0.1], np.float32)})
+                p = np.clip(p + a[:2], 0.2, 0.8)
+            w.save_episode()
+    return root
+
+
+def test_configs_compose_with_the_decided_sizes():
+    pre = compose_config("pretrain_encoder")
+    assert (pre.encoder.name, pre.encoder.img_size, pre.encoder.patch_size, pre.encoder.tubelet_size) == \
+        ("vit_mini", 96, 16, 2)
+    post = compose_config("post_train")
+    p = post.predictor
+    assert (p.predictor_embed_dim, p.depth, p.num_heads, p.mlp_ratio) == (128, 4, 4, 4.0)
+    assert post.train.num_frames == 8 and post.train.rollout_steps == 2 and post.train.weight_decay == 0.04
+
+
+def test_pretrain_then_post_train_then_load_the_world_model(tmp_path, capsys):
+    data = make_dataset(tmp_path / "data")
+    enc = tmp_path / "enc.safetensors"
+    pretrain_encoder.main(["--data", str(data), "--out", str(enc), "--run-dir", str(tmp_path / "pre"),
+                           "--steps", "6", "train.batch_size=4", "train.warmup_steps=2", "threads=1", *TINY_ENCODER])
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert s["complete"] and s["out"] == str(enc) and s["held_out_episodes"] >= 1
+    assert (tmp_path / "pre" / "log.jsonl").exists() and (tmp_path / "pre" / "state.pt").exists()
+    _, meta = checkpoints.read_safetensors(enc)
+    assert meta["kind"] == "encoder" and meta["arch"]["img_size"] == 32
+    card = (tmp_path / "enc.md").read_text()  # the model card: recipe, data, loss
+    assert "pretrain-encoder --data" in card and "train.batch_size=4" in card and "final" in card
+
+    pred = tmp_path / "pred.safetensors"
+    post_train.main(["--data", str(data), "--encoder", str(enc), "--out", str(pred), "--run-dir",
+                     str(tmp_path / "post"), "--steps", "6", "train.batch_size=4", "train.warmup_steps=2",
+                     "threads=1", *TINY_PREDICTOR])
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert s["complete"] and "teacher_forcing" in s["validation"]
+    assert (data / ".feature_cache").is_dir()
+    card = (tmp_path / "pred.md").read_text()
+    assert "post-train --data" in card and "copy last frame" in card and "from_safetensors" in card
+    wm = VJEPAWorldModel.from_safetensors(enc, pred)
+    frame = np.zeros((40, 40, 3), np.uint8)
+    z = wm.encode(frame)
+    assert z.shape == (1, 16, 64)
+    assert wm.rollout(z, torch.zeros(1, 7), torch.zeros(3, 2, 7)).shape == (3, 2, 16, 64)
+
+
+def test_cfg_flag_prints_the_config(capsys):
+    with pytest.raises(SystemExit):
+        post_train.main(["--data", "somewhere", "--encoder", "e.safetensors", "--cfg"])
+    out = capsys.readouterr().out
+    assert "data: somewhere" in out and "encoder_path: e.safetensors" in out

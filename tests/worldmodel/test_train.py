@@ -1,0 +1,187 @@
+"""Post-training: schedule, losses (padding-exact), a short run that learns, named data errors,
+kill -9 + resume == uninterrupted, and DDP over 2 CPU processes (gloo)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from worldmodel import checkpoints
+from worldmodel.data.clips import EpisodeArrays, collate
+from worldmodel.data.lerobot_dataset import DatasetError, DatasetWriter, FeatureSpec
+from worldmodel.encoder import build_encoder
+from worldmodel.train import TrainConfig, ac_loss, build_predictor, post_train, wsd_lr
+from worldmodel.world_model import VJEPAWorldModel
+
+REPO = Path(__file__).resolve().parents[2]
+PRED = {"predictor_embed_dim": 32, "depth": 1, "num_heads": 2, "mlp_ratio": 2.0}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def make_dataset(root, episodes=8, lengths=None, size=32, seed=0, with_action=True):
+    """A bright square at the end effector's (x, y), moved by the actions."""
+    rng = np.random.default_rng(seed)
+    feats = {"observation.cube_pos": FeatureSpec("float32", (3,))}
+    with DatasetWriter(root, 4, {"exterior": (size, size)}, feats, fsync=False) as w:
+        for e in range(episodes):
+            L = lengths[e] if lengths else 12
+            p = rng.uniform(0.25, 0.75, 2)
+            for t in range(L):
+                img = np.full((size, size, 3), 30, np.uint8)
+                i, j = (p * size).astype(int)
+                img[max(0, i - 4) : i + 4, max(0, j - 4) : j + 4] = (240, 60, 60)
+                a = np.zeros(7, np.float32)
+                if t < L - 1:
+                    a[:2] = rng.uniform(-0.1, 0.1, 2)
+                w.add_frame(np.array([*p, 0.1, 0, 0, 0, 0], np.float32), a, {"exterior": img}, "push",
+                            {"observation.cube_pos": np.zeros(3, np.float32)})
+                p = np.clip(p + a[:2], 0.1, 0.9)
+            w.save_episode()
+    if not with_action:  # a dataset written by a tool that does not log actions
+        info_path = Path(root) / "meta" / "info.json"
+        info = json.loads(info_path.read_text())
+        del info["features"]["action"]
+        info_path.write_text(json.dumps(info))
+    return Path(root)
+
+
+def save_encoder(path, seed=0):
+    torch.manual_seed(seed)
+    checkpoints.save_module(build_encoder("vit_micro", patch_size=8, img_size=32), path)
+    return path
+
+
+def test_wsd_schedule():
+    c = TrainConfig(steps=100, warmup_steps=10, lr=1e-3, start_lr=1e-4, final_lr=0.0, decay_fraction=0.2)
+    assert wsd_lr(0, c) == pytest.approx(1e-4) and wsd_lr(10, c) == pytest.approx(1e-3)
+    assert wsd_lr(50, c) == wsd_lr(79, c) == pytest.approx(1e-3)  # stable
+    assert wsd_lr(90, c) == pytest.approx(5e-4) and wsd_lr(100, c) == pytest.approx(0.0)  # decay
+
+
+def test_loss_of_a_padded_short_clip_equals_the_loss_of_the_clip_alone():
+    torch.manual_seed(0)
+    pred = build_predictor(PRED, embed_dim=8, grid_size=2, seed=0)
+    rng = np.random.default_rng(0)
+    L = 5
+    ep = EpisodeArrays(0, rng.normal(size=(L, 7)).astype(np.float32), rng.normal(size=(L, 7)).astype(np.float32),
+                       rng.normal(size=(L, 4, 8)).astype(np.float16))
+    padded = collate([ep], np.array([[0, 0, L]]), 8)
+    alone = collate([ep], np.array([[0, 0, L]]), L)
+    lp, ip = ac_loss(pred, padded, 2)
+    la, ia = ac_loss(pred, alone, 2)
+    torch.testing.assert_close(lp, la)  # block-causal: padding after the clip changes nothing before it
+    assert ip["rollout_loss"] == pytest.approx(ia["rollout_loss"])
+
+
+def test_short_run_learns_beats_nothing_silently_and_writes_a_loadable_predictor(tmp_path):
+    data = make_dataset(tmp_path / "d", episodes=10, lengths=[12] * 9 + [5])
+    enc = save_encoder(tmp_path / "enc.safetensors")
+    cfg = TrainConfig(steps=80, batch_size=8, lr=2e-3, start_lr=2e-3, warmup_steps=0, checkpoint_every=40,
+                      log_every=5, val_fraction=0.2)
+    out = tmp_path / "pred.safetensors"
+    s = post_train(data, enc, PRED, cfg, run_dir=tmp_path / "run", out=out, progress=False)
+    assert s["complete"] and s["train_windows"] > 0 and s["val_episodes"] >= 1
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert np.mean([r["loss"] for r in log[-3:]]) < 0.8 * np.mean([r["loss"] for r in log[:2]])
+    v = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for group in ("teacher_forcing", "rollout_step1", "rollout_step2", "rollout_2step_mean"):
+        assert set(v[group]) == {"model", "copy_last", "ratio_model_to_copy"} and v[group]["copy_last"] > 0
+    wm = VJEPAWorldModel.from_safetensors(enc, out)  # the planning pair
+    z = wm.encode(np.zeros((32, 32, 3), np.uint8))
+    assert wm.rollout(z, torch.zeros(1, 7), torch.zeros(5, 3, 7)).shape == (5, 3, 16, 64)
+    _, meta = checkpoints.read_safetensors(out)
+    assert meta["extra"]["validation"] == v and meta["extra"]["camera"] == "exterior"
+
+
+def test_bad_datasets_name_the_problem(tmp_path):
+    enc = save_encoder(tmp_path / "enc.safetensors")
+    cfg = TrainConfig(steps=1, batch_size=2)
+    with pytest.raises(DatasetError, match="'action'"):
+        post_train(make_dataset(tmp_path / "a", 2, with_action=False), enc, PRED, cfg, run_dir=tmp_path / "r1",
+                   progress=False)
+    with pytest.raises(DatasetError, match="every episode is too short"):
+        post_train(make_dataset(tmp_path / "b", 2, lengths=[2, 2]), enc, PRED, cfg, run_dir=tmp_path / "r2",
+                   progress=False)
+    with pytest.raises(DatasetError, match="required camera 'wrist'"):
+        post_train(make_dataset(tmp_path / "c", 2), enc, PRED, cfg, run_dir=tmp_path / "r3", camera="wrist",
+                   progress=False)
+
+
+# ----------------------------------------------------------------------------- subprocess runs
+
+ARGS = ["predictor.predictor_embed_dim=32", "predictor.depth=1", "predictor.num_heads=2", "predictor.mlp_ratio=2.0",
+        "threads=1", "train.batch_size=4", "train.log_every=1", "train.warmup_steps=5", "train.val_max_clips=16"]
+
+
+def cli(data, enc, run_dir, out, *extra):
+    return [sys.executable, "-m", "apps.post_train", "--data", str(data), "--encoder", str(enc), "--run-dir",
+            str(run_dir), "--out", str(out), *ARGS, *extra]
+
+
+def env():
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_weights(tmp_path):
+    data = make_dataset(tmp_path / "d", episodes=6)
+    enc = save_encoder(tmp_path / "enc.safetensors")
+    steps = ["train.steps=40", "train.checkpoint_every=6"]
+    r = subprocess.run(cli(data, enc, tmp_path / "ra", tmp_path / "a.safetensors", *steps), cwd=REPO, env=env(),
+                       capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr[-3000:]
+    cmd = cli(data, enc, tmp_path / "rb", tmp_path / "b.safetensors", *steps)
+    proc = subprocess.Popen(cmd + ["train.step_delay_s=0.15"], cwd=REPO, env=env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    log = tmp_path / "rb" / "log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 15:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # no chance to save: resume must start from the last periodic checkpoint
+    proc.wait()
+    state = torch.load(tmp_path / "rb" / "state.pt", weights_only=False)
+    assert 6 <= state["step"] < 40 and not (tmp_path / "b.safetensors").exists()
+    r = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, _ = checkpoints.read_safetensors(tmp_path / "a.safetensors")
+    b, _ = checkpoints.read_safetensors(tmp_path / "b.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    steps_logged = [json.loads(x)["step"] for x in log.read_text().splitlines()]
+    assert steps_logged == list(range(1, 41))
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path):
+    data = make_dataset(tmp_path / "d", episodes=6)
+    enc = save_encoder(tmp_path / "enc.safetensors")
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+           "apps.post_train", "--data", str(data), "--encoder", str(enc), "--run-dir", str(run),
+           "--out", str(tmp_path / "p.safetensors"), *ARGS, "train.steps=12", "device=cpu"]
+    r = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r0 = json.loads((run / "final_rank0.json").read_text())
+    r1 = json.loads((run / "final_rank1.json").read_text())
+    assert r0["world_size"] == r1["world_size"] == 2 and r0["step"] == r1["step"] == 12
+    assert r0["weights_sha256"] == r1["weights_sha256"]
+    init = build_predictor(PRED, embed_dim=64, grid_size=4, seed=0)
+    from worldmodel.train import weights_sha256
+    assert weights_sha256(init) != r0["weights_sha256"]  # and they trained
+    saved = checkpoints.load_module(tmp_path / "p.safetensors", kind="predictor")
+    assert weights_sha256(saved) == r0["weights_sha256"]
