@@ -110,3 +110,15 @@ def preprocess_frames(
         raise ValueError(f"images must be [H, W, 3] or [B, H, W, 3]; got {tuple(x.shape)}")
     y = _crop_resize_normalise(x, size, interpolation, mean, std, dtype, device)  # [B, 3, S, S]
     return y[:, :, None].expand(-1, -1, tubelet_size, -1, -1).contiguous()  # [B, 3, tubelet, S, S]
+
+
+def encode_in_batches(frames, batch_size: int, encode_images) -> torch.Tensor:
+    """Apply `encode_images(uint8 [m, H, W, 3]) -> [m, N, D]` to frames of any of the FrameEncoder
+    layouts, `batch_size` images at a time: [H, W, 3] -> [1, N, D]; [B, H, W, 3] -> [B, N, D];
+    [B, T, H, W, 3] -> [B, T, N, D]."""
+    lead = tuple(frames.shape[:-3])
+    if len(lead) > 2:
+        raise ValueError(f"frames must be [H, W, 3], [B, H, W, 3] or [B, T, H, W, 3]; got {tuple(frames.shape)}")
+    images = frames.reshape(-1, *frames.shape[-3:])  # [M, H, W, 3]
+    z = torch.cat([encode_images(images[i : i + batch_size]) for i in range(0, images.shape[0], batch_size)])  # [M, N, D]
+    return z if len(lead) < 2 else z.unflatten(0, lead)  # [B, N, D] or [B, T, N, D]

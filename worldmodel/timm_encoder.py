@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD, Interp, preprocess_frames
+from worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD, Interp, encode_in_batches, preprocess_frames
 from worldmodel.protocol import Frames
 
 
@@ -69,26 +69,15 @@ class TimmFrameEncoder(nn.Module):
     @torch.inference_mode()
     def encode(self, frames: Frames) -> torch.Tensor:
         """[H, W, 3] -> [1, N, D]; [B, H, W, 3] -> [B, N, D]; [B, T, H, W, 3] -> [B, T, N, D] (uint8)."""
-        lead = tuple(frames.shape[:-3])
-        if len(lead) > 2:
-            raise ValueError(f"frames must be [H, W, 3], [B, H, W, 3] or [B, T, H, W, 3]; got {tuple(frames.shape)}")
-        images = frames.reshape(-1, *frames.shape[-3:])  # [M, H, W, 3]
-        out = []
-        for i in range(0, images.shape[0], self.batch_size):
-            x = preprocess_frames(
-                images[i : i + self.batch_size],
-                self.img_size,
-                1,
-                interpolation=self.interpolation,
-                mean=self.mean,
-                std=self.std,
-                dtype=self.dtype,
-                device=self.device,
-            )[:, :, 0]  # [m, 3, S, S]
-            tokens = self.model.forward_features(x)[:, self.num_prefix_tokens :]  # [m, N, D]
-            out.append(F.layer_norm(tokens, (tokens.shape[-1],)) if self.normalize else tokens)
-        z = torch.cat(out)  # [M, N, D]
-        return z if len(lead) < 2 else z.unflatten(0, lead)
+        return encode_in_batches(frames, self.batch_size, self._encode_images)
+
+    def _encode_images(self, images) -> torch.Tensor:
+        x = preprocess_frames(
+            images, self.img_size, 1,
+            interpolation=self.interpolation, mean=self.mean, std=self.std, dtype=self.dtype, device=self.device,
+        )[:, :, 0]  # [m, 3, S, S]
+        tokens = self.model.forward_features(x)[:, self.num_prefix_tokens :]  # [m, N, D] (class/register tokens dropped)
+        return F.layer_norm(tokens, (tokens.shape[-1],)) if self.normalize else tokens
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from worldmodel import checkpoints
 from worldmodel.encoder import VisionTransformer
 from worldmodel.predictor import ACPredictor
-from worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD, Interp, preprocess_frames
+from worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD, Interp, encode_in_batches, preprocess_frames
 from worldmodel.protocol import FrameEncoder, Frames
 
 
@@ -57,26 +57,15 @@ class VJEPAFrameEncoder(nn.Module):
     @torch.inference_mode()
     def encode(self, frames: Frames) -> torch.Tensor:
         """[H, W, 3] -> [1, N, D]; [B, H, W, 3] -> [B, N, D]; [B, T, H, W, 3] -> [B, T, N, D] (uint8)."""
-        lead = tuple(frames.shape[:-3])
-        if len(lead) > 2:
-            raise ValueError(f"frames must be [H, W, 3], [B, H, W, 3] or [B, T, H, W, 3]; got {tuple(frames.shape)}")
-        images = frames.reshape(-1, *frames.shape[-3:])  # [M, H, W, 3]
-        out = []
-        for i in range(0, images.shape[0], self.batch_size):
-            x = preprocess_frames(
-                images[i : i + self.batch_size],
-                self.img_size,
-                self.encoder.tubelet_size,
-                interpolation=self.interpolation,
-                mean=self.mean,
-                std=self.std,
-                dtype=self.dtype,
-                device=self.device,
-            )  # [m, 3, tubelet, S, S]
-            z = self.encoder(x)  # [m, N, D]
-            out.append(F.layer_norm(z, (z.shape[-1],)) if self.normalize else z)
-        z = torch.cat(out)  # [M, N, D]
-        return z if len(lead) < 2 else z.unflatten(0, lead)  # [B, N, D] or [B, T, N, D]
+        return encode_in_batches(frames, self.batch_size, self._encode_images)
+
+    def _encode_images(self, images) -> torch.Tensor:
+        x = preprocess_frames(
+            images, self.img_size, self.encoder.tubelet_size,
+            interpolation=self.interpolation, mean=self.mean, std=self.std, dtype=self.dtype, device=self.device,
+        )  # [m, 3, tubelet, S, S]
+        z = self.encoder(x)  # [m, N, D]
+        return F.layer_norm(z, (z.shape[-1],)) if self.normalize else z
 
 
 class VJEPAWorldModel(nn.Module):
