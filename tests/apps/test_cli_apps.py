@@ -37,7 +37,7 @@ def test_render_goal_then_plan_goal_reaches_it(tmp_path, capsys):
     spec = json.loads((tmp_path / "goal.json").read_text())
     assert spec["task"] == "reach" and spec["seed"] == 4
     assert Image.open(goal).size == (64, 64)
-    plan_goal.main(["--goal", str(goal), "--log-dir", str(tmp_path / "log"), "env.image_size=64"])
+    plan_goal.main(["--goal", str(goal), "--policy", "oracle", "--log-dir", str(tmp_path / "log"), "env.image_size=64"])
     out = capsys.readouterr().out
     result = json.loads(out.strip().splitlines()[-1])
     assert result["success"] is True and result["final_distance"] < 0.04
@@ -92,7 +92,7 @@ def test_rerun_recording_holds_the_episode(tmp_path):
     goal = tmp_path / "goal.png"
     render_goal.main(["--task", "reach", "--seed", "1", "--out", str(goal), "--size", "32"])
     rrd = tmp_path / "run.rrd"
-    plan_goal.main(["--goal", str(goal), "--log-dir", str(tmp_path / "log"), "--rerun", str(rrd), "env.image_size=32"])
+    plan_goal.main(["--goal", str(goal), "--policy", "oracle", "--log-dir", str(tmp_path / "log"), "--rerun", str(rrd), "env.image_size=32"])
     chunks = list(rrc.RrdReader(str(rrd)).stream())
     entities = {str(c.entity_path) for c in chunks}
     assert {"/camera/image", "/goal/image", "/robot/action", "/world/ee_path", "/metrics/distance_to_goal"} <= entities
@@ -155,3 +155,16 @@ def test_wilson_interval_matches_known_values():
     lo, hi = wilson_interval(45, 50)
     assert lo == pytest.approx(0.7864, abs=1e-3) and hi == pytest.approx(0.9565, abs=1e-3)
     assert wilson_interval(0, 10)[0] == 0.0
+
+
+@pytest.mark.slow
+def test_readme_main_command_reaches_the_goal_with_the_shipped_model(tmp_path, monkeypatch, capsys):
+    """render-goal + plan-goal with no other flags: the shipped encoder + predictor and CEM on the sim."""
+    monkeypatch.chdir(tmp_path)
+    render_goal.main(["--task", "reach", "--seed", "0", "--out", "goal.png"])
+    plan_goal.main(["--goal", "goal.png"])
+    out = capsys.readouterr().out
+    assert "policy=planner" in out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["success"] is True and result["final_distance"] < 0.04
+    assert LeRobotDataset(tmp_path / "runs" / "plan_goal").num_episodes == 1
