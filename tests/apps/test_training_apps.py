@@ -17,12 +17,7 @@ TINY_ENCODER = ["encoder.name=vit_micro", "encoder.img_size=32", "encoder.patch_
 TINY_PREDICTOR = ["predictor.predictor_embed_dim=32", "predictor.depth=1", "predictor.num_heads=2"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is fastest
 
 
 def make_dataset(root, episodes=6, length=10, size=40):

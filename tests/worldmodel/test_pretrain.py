@@ -25,13 +25,7 @@ ENC = {"name": "vit_micro", "img_size": 32, "patch_size": 8, "tubelet_size": 2} 
 PRED = {"predictor_embed_dim": 32, "depth": 1, "num_heads": 2, "mlp_ratio": 2.0}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is fastest (and far faster on a busy machine)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is fastest
 
 
 def make_dataset(root, episodes=4, length=10, size=32, seed=0):

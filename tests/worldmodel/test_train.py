@@ -24,12 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 PRED = {"predictor_embed_dim": 32, "depth": 1, "num_heads": 2, "mlp_ratio": 2.0}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is fastest
 
 
 def make_dataset(root, episodes=8, lengths=None, size=32, seed=0, with_action=True):

@@ -10,12 +10,7 @@ from worldmodel.encoder import build_encoder
 from worldmodel.world_model import VJEPAFrameEncoder
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is fastest
 
 
 def make_dataset(root, lengths=(5, 7, 3), size=40):
