@@ -109,10 +109,18 @@ def main() -> None:
             with torch.device(device):
                 enc = build_encoder("vit_giant", img_size=256)
                 pred = ACPredictor(embed_dim=1408, predictor_embed_dim=1024, depth=24, num_heads=16, grid_size=16)
-        else:
-            from worldmodel.checkpoints import read_safetensors  # noqa: F401  (same architecture as shipped)
-            enc = build_encoder("vit_mini", patch_size=16, img_size=96)
-            pred = ACPredictor(embed_dim=192, predictor_embed_dim=128, depth=4, num_heads=4, grid_size=6)
+        else:  # the shipped architecture (configs/encoder/sim_mini.yaml, configs/predictor/sim_small.yaml)
+            from omegaconf import OmegaConf
+
+            from apps.cli import CONFIG_DIR
+
+            e = OmegaConf.load(CONFIG_DIR / "encoder" / "sim_mini.yaml")
+            p = OmegaConf.load(CONFIG_DIR / "predictor" / "sim_small.yaml")
+            enc = build_encoder(e.name, patch_size=e.patch_size, tubelet_size=e.tubelet_size, img_size=e.img_size)
+            pred = ACPredictor(
+                embed_dim=enc.embed_dim, predictor_embed_dim=p.predictor_embed_dim, depth=p.depth,
+                num_heads=p.num_heads, mlp_ratio=p.mlp_ratio, grid_size=e.img_size // e.patch_size,
+            )
         wm = VJEPAWorldModel.from_modules(enc, pred, device=device, dtype=dtype)
     else:
         wm = load_world_model(cfg.world_model)
