@@ -14,3 +14,18 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture
+def tiny_world_model_files(tmp_path):
+    """A tiny random encoder + predictor saved as our safetensors: Hydra overrides that point plan-goal at them."""
+    from worldmodel.checkpoints import save_module
+    from worldmodel.encoder import build_encoder
+    from worldmodel.predictor import ACPredictor
+
+    torch.manual_seed(0)
+    enc, pred = tmp_path / "enc.safetensors", tmp_path / "pred.safetensors"
+    save_module(build_encoder("vit_micro", patch_size=16, img_size=32), enc)
+    save_module(ACPredictor(embed_dim=64, predictor_embed_dim=32, depth=2, num_heads=2, grid_size=2), pred)
+    return [f"world_model.encoder={enc}", f"world_model.predictor={pred}",
+            "planner.num_samples=8", "planner.num_elites=2", "planner.iterations=2"]

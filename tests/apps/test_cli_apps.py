@@ -101,23 +101,12 @@ def test_rerun_recording_holds_the_episode(tmp_path):
     assert camera_rows == steps  # one frame per observation, the start included
 
 
-def test_plan_goal_with_the_world_model_planner(tmp_path, capsys):
-    import torch
-
-    from worldmodel.checkpoints import save_module
-    from worldmodel.encoder import build_encoder
-    from worldmodel.predictor import ACPredictor
-
-    torch.manual_seed(0)
-    save_module(build_encoder("vit_micro", patch_size=16, img_size=32), tmp_path / "enc.safetensors")
-    save_module(ACPredictor(embed_dim=64, predictor_embed_dim=32, depth=2, num_heads=2, grid_size=2), tmp_path / "pred.safetensors")
+def test_plan_goal_with_the_world_model_planner(tmp_path, capsys, tiny_world_model_files):
     goal = tmp_path / "goal.png"
     render_goal.main(["--task", "reach", "--seed", "2", "--out", str(goal), "--size", "32"])
     plan_goal.main([
         "--goal", str(goal), "--policy", "planner", "--planner", "mppi", "--steps", "3", "--log-dir", str(tmp_path / "log"),
-        "env.image_size=32", f"world_model.encoder={tmp_path / 'enc.safetensors'}",
-        f"world_model.predictor={tmp_path / 'pred.safetensors'}", "planner.num_samples=8", "planner.num_elites=2",
-        "planner.iterations=2",
+        "env.image_size=32", *tiny_world_model_files,
     ])
     lines = capsys.readouterr().out.strip().splitlines()
     steps = [l for l in lines if l.startswith("step ")]

@@ -4,21 +4,14 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from server_process import free_port, kill, start_server_process
 
 from apps import plan_goal, render_goal
-from worldmodel.checkpoints import save_module
 from worldmodel.data.lerobot_dataset import LeRobotDataset
-from worldmodel.encoder import build_encoder
-from worldmodel.predictor import ACPredictor
 
 
 @pytest.mark.slow
-def test_plan_goal_with_the_planner_through_a_robot_server(tmp_path, capsys):
-    torch.manual_seed(0)
-    save_module(build_encoder("vit_micro", patch_size=16, img_size=32), tmp_path / "enc.safetensors")
-    save_module(ACPredictor(embed_dim=64, predictor_embed_dim=32, depth=2, num_heads=2, grid_size=2), tmp_path / "pred.safetensors")
+def test_plan_goal_with_the_planner_through_a_robot_server(tmp_path, capsys, tiny_world_model_files):
     goal = tmp_path / "goal.png"
     render_goal.main(["--task", "reach", "--seed", "3", "--out", str(goal), "--size", "64"])
     port = free_port()
@@ -26,9 +19,7 @@ def test_plan_goal_with_the_planner_through_a_robot_server(tmp_path, capsys):
     try:
         plan_goal.main([
             "--goal", str(goal), "--policy", "planner", "--steps", "4", "--log-dir", str(tmp_path / "log"),
-            "driver=remote", f"driver.port={port}", "env.image_size=64",
-            f"world_model.encoder={tmp_path / 'enc.safetensors'}", f"world_model.predictor={tmp_path / 'pred.safetensors'}",
-            "planner.num_samples=8", "planner.num_elites=2", "planner.iterations=2",
+            "driver=remote", f"driver.port={port}", "env.image_size=64", *tiny_world_model_files,
         ])
     finally:
         kill(server)
