@@ -90,7 +90,7 @@ class SamplingPlanner:
         cfg = self.cfg
         device = z0.device
         state0 = (state0.reshape(1, ACTION_DIM) if z0.ndim == 3 else state0).to(device=device, dtype=torch.float32)
-        context = {} if past_actions is None else {"past_actions": past_actions.to(device)}
+        rollout = self._rollout_fn(z0, state0, None if past_actions is None else past_actions.to(device))
         bound = self.bound.to(device)
         mean, std = self._initial_distribution(init, device)
         best_actions, best_energy, history = None, float("inf"), []
@@ -100,7 +100,7 @@ class SamplingPlanner:
             samples = (mean + std * noise).clamp(-bound, bound)
             samples[0] = mean.clamp(-bound, bound)  # keep the current mean in the race
             # Roll out all candidates from the shared context and score them.
-            predicted = self.world_model.rollout(z0, state0, samples, **context)
+            predicted = rollout(samples)
             energy = l1_energy(predicted, z_goal, cfg.all_steps_energy)
             energy = torch.where(torch.isfinite(energy), energy, torch.full_like(energy, float("inf")))
             k_best = int(torch.argmin(energy))
@@ -130,6 +130,16 @@ class SamplingPlanner:
         return mean
 
     # ---- helpers ----------------------------------------------------------------------------------
+    def _rollout_fn(self, z0, state0, past_actions):
+        """candidates [K, H, 7] -> predictions. A world model that can (``rollout_context``) runs the
+        observation's history once per plan, shared by every iteration; any other is called as is."""
+        wm = self.world_model
+        if hasattr(wm, "rollout_context"):
+            context = wm.rollout_context(z0, state0, past_actions=past_actions)
+            return lambda samples: wm.rollout_from(context, samples)
+        kw = {} if past_actions is None else {"past_actions": past_actions}
+        return lambda samples: wm.rollout(z0, state0, samples, **kw)
+
     def _initial_distribution(self, init: PlanResult | None, device) -> tuple[torch.Tensor, torch.Tensor]:
         H = self.cfg.horizon
         std = self.init_std.to(device).expand(H, ACTION_DIM).clone()

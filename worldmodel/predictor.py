@@ -39,13 +39,13 @@ and their cache is expanded to the B candidates.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from worldmodel.encoder import KV, Block, init_vit_weights
+from worldmodel.encoder import KV, Block, KVBuffer, init_vit_weights
 from worldmodel.rope import rope_tables
 from worldmodel.state_math import integrate_state
 
@@ -66,6 +66,20 @@ PREDICTOR_SIZES: dict[str, PredictorSize] = {
     "ac_base": PredictorSize(predictor_embed_dim=768, depth=12, num_heads=12),
     "ac_official": PredictorSize(predictor_embed_dim=1024, depth=24, num_heads=16),  # V-JEPA 2-AC
 }
+
+
+@dataclass
+class RolloutContext:
+    """What every rollout from one observation shares (``ACPredictor.rollout_context``): the last
+    observed frame and state, the keys / values of the history before it (batch 1 when the
+    observation is), and preallocated per-block K/V buffers reused by every later rollout."""
+
+    z_last: torch.Tensor  # [Bz, N, D]
+    s_last: torch.Tensor  # [Bs, A]
+    t_last: int  # step index of the last observed frame (T0 - 1)
+    history: list[KV] | None  # per block, keys / values of steps 0 .. t_last - 1
+    extrinsics: torch.Tensor | None = None  # [B?, A - 1]
+    buffers: dict[tuple[int, int], list[KVBuffer]] = field(default_factory=dict)  # (batch, horizon) -> per block
 
 
 def block_causal_mask(num_steps: int, tokens_per_step: int, device: torch.device | str | None = None) -> torch.Tensor:
@@ -263,9 +277,22 @@ class ACPredictor(nn.Module):
             new_cache.append(kv)  # [B, h, (t + 1) * S, hd]
         return self._readout(x, 1)[:, 0], new_cache  # [B, N, D]
 
+    def _buffered_step(self, z_t, a_t, s_t, t: int, buffers: list[KVBuffer], extrinsics) -> torch.Tensor:
+        """``step`` writing keys / values into preallocated buffers (inference only)."""
+        e = None if extrinsics is None else extrinsics[:, None]
+        x = self._embed(z_t[:, None], a_t[:, None], s_t[:, None], e)  # [B, S, W]
+        cos, sin = self._rope(t, 1, x.device, x.dtype)
+        for blk, buf in zip(self.predictor_blocks, buffers):
+            x, _ = blk(x, cos, sin, kv_buffer=(buf, t * self.tokens_per_step))
+        return self._readout(x, 1)[:, 0]  # [B, N, D]
+
     # -- rollouts (planning) -----------------------------------------------------------------
 
-    def _rollout_inputs(self, z, states, actions, past_actions):
+    def _check_actions(self, actions: torch.Tensor) -> None:
+        if actions.ndim != 3 or actions.shape[-1] != self.action_dim:
+            raise ValueError(f"rollout actions must be [B, H, {self.action_dim}]; got {tuple(actions.shape)}")
+
+    def _rollout_inputs(self, z, states, past_actions):
         """Normalise rollout arguments: z [Bz, T0, N, D], states [Bs, T0, A], past [Bp, T0-1, A] | None."""
         self._check_frames(z, "rollout z")
         if z.ndim not in (3, 4):
@@ -274,14 +301,70 @@ class ACPredictor(nn.Module):
             z = z[:, None]  # [Bz, 1, N, D]
         if states.ndim == 2:
             states = states[:, None]  # [Bs, 1, A]
-        if actions.ndim != 3 or actions.shape[-1] != self.action_dim:
-            raise ValueError(f"rollout actions must be [B, H, {self.action_dim}]; got {tuple(actions.shape)}")
         T0 = z.shape[1]
         if states.shape[1] != T0:
             raise ValueError(f"rollout: z has {T0} context frames but states has shape {tuple(states.shape)}")
         if T0 > 1 and (past_actions is None or past_actions.shape[1] != T0 - 1):
             raise ValueError(f"rollout: {T0} context frames need past_actions [B, {T0 - 1}, {self.action_dim}]")
         return z, states, (past_actions if T0 > 1 else None)
+
+    def rollout_context(
+        self,
+        z: torch.Tensor,
+        states: torch.Tensor,
+        *,
+        past_actions: torch.Tensor | None = None,
+        extrinsics: torch.Tensor | None = None,
+    ) -> RolloutContext:
+        """Run the history once: z [1 or B, N, D] (or [.., T0, N, D] with past_actions [.., T0 - 1, A]),
+        states [.., 7] (or [.., T0, 7]). The result feeds any number of ``rollout_from`` calls."""
+        z, states, past_actions = self._rollout_inputs(z, states, past_actions)
+        T0 = z.shape[1]
+        ext = None if extrinsics is None else extrinsics[:, None].expand(-1, T0 - 1, -1)
+        history = self.prefill(z[:, :-1], past_actions, states[:, :-1], ext) if T0 > 1 else None
+        return RolloutContext(z[:, -1], states[:, -1], T0 - 1, history, extrinsics)
+
+    def rollout_from(
+        self,
+        ctx: RolloutContext,
+        actions: torch.Tensor,
+        *,
+        future_states: torch.Tensor | None = None,
+        normalize_reps: bool = True,
+    ) -> torch.Tensor:
+        """Imagine H future frames for each of B candidate action sequences [B, H, A] from a context.
+
+        The first action is taken at the last context frame. Each imagined step runs only its own
+        K + N tokens, writing its keys / values into the context's buffers (no mask needed: a new
+        step sees all of the past and all of itself). Own predictions are fed back layer-normed
+        (``normalize_reps``) with the state advanced by ``integrate_state`` (or ``future_states``
+        [1 or B, H - 1, A]). Returns [B, H, N, D]: predicted frames T0 .. T0 + H - 1.
+        """
+        self._check_actions(actions)
+        B, H = actions.shape[:2]
+        S = self.tokens_per_step
+        # In-place buffers cannot carry gradients: with autograd on (training) the cache grows by cat.
+        buffers, cache = None, ctx.history
+        if not torch.is_grad_enabled():
+            buffers = ctx.buffers.get((B, H))
+            if buffers is None:
+                history = ctx.history or [None] * len(self.predictor_blocks)
+                buffers = ctx.buffers[(B, H)] = [KVBuffer(kv, H * S) for kv in history]
+        z_t, s_t = ctx.z_last, ctx.s_last  # [Bz, N, D], [Bs, A]
+        preds = []
+        for h in range(H):
+            t = ctx.t_last + h
+            if buffers is None:
+                z_next, cache = self.step(z_t, actions[:, h], s_t, t, cache, ctx.extrinsics)  # [B, N, D]
+            else:
+                z_next = self._buffered_step(z_t, actions[:, h], s_t, t, buffers, ctx.extrinsics)
+            if normalize_reps:
+                z_next = F.layer_norm(z_next, (z_next.shape[-1],))
+            preds.append(z_next)
+            if h + 1 < H:
+                s_t = future_states[:, h] if future_states is not None else integrate_state(s_t, actions[:, h])
+                z_t = z_next
+        return torch.stack(preds, dim=1)  # [B, H, N, D]
 
     def rollout(
         self,
@@ -301,22 +384,11 @@ class ACPredictor(nn.Module):
         past_actions: [1 or B, T0 - 1, 7] executed between history frames; future_states:
         [1 or B, H - 1, 7] to use instead of integrating the actions; extrinsics: [1 or B, 6].
         Returns [B, H, N, D]: predicted frames T0 .. T0 + H - 1 (layer-normed if normalize_reps).
+        A planner that scores many batches from one observation builds the context once instead
+        (``rollout_context`` + ``rollout_from``).
         """
-        z, states, past_actions = self._rollout_inputs(z, states, actions, past_actions)
-        T0, H = z.shape[1], actions.shape[1]
-        ext = None if extrinsics is None else extrinsics[:, None].expand(-1, T0 - 1, -1)
-        cache = self.prefill(z[:, :-1], past_actions, states[:, :-1], ext) if T0 > 1 else None  # shared history
-        z_t, s_t = z[:, -1], states[:, -1]  # [Bz, N, D], [Bs, A]
-        preds = []
-        for h in range(H):
-            z_next, cache = self.step(z_t, actions[:, h], s_t, T0 - 1 + h, cache, extrinsics)  # [B, N, D]
-            if normalize_reps:
-                z_next = F.layer_norm(z_next, (z_next.shape[-1],))
-            preds.append(z_next)
-            if h + 1 < H:
-                s_t = future_states[:, h] if future_states is not None else integrate_state(s_t, actions[:, h])
-                z_t = z_next
-        return torch.stack(preds, dim=1)  # [B, H, N, D]
+        ctx = self.rollout_context(z, states, past_actions=past_actions, extrinsics=extrinsics)
+        return self.rollout_from(ctx, actions, future_states=future_states, normalize_reps=normalize_reps)
 
     def rollout_full_recompute(
         self,
@@ -331,7 +403,8 @@ class ACPredictor(nn.Module):
     ) -> torch.Tensor:
         """Same contract as ``rollout``, computed the way the public planner does it: the whole
         history is re-run through ``forward`` at every imagined step (reference / benchmark)."""
-        z, states, past_actions = self._rollout_inputs(z, states, actions, past_actions)
+        self._check_actions(actions)
+        z, states, past_actions = self._rollout_inputs(z, states, past_actions)
         B, H = actions.shape[0], actions.shape[1]
         z_traj, s_traj = _as_batch(z, B), _as_batch(states, B)  # [B, T0, N, D], [B, T0, A]
         past = None if past_actions is None else _as_batch(past_actions, B)  # [B, T0 - 1, A]

@@ -30,3 +30,18 @@ class WorldModel(FrameEncoder, Protocol):
         """z [1 or B, N, D] (from ``encode``), state [1 or B, 7], actions [B, H, 7]
         -> predicted embeddings [B, H, N, D] of the H frames after each action."""
         ...
+
+
+@runtime_checkable
+class ContextRollout(WorldModel, Protocol):
+    """Optional: a world model that can run an observation's shared part once and reuse it.
+    Planners use it when present (one context per plan, one ``rollout_from`` per iteration)."""
+
+    def rollout_context(self, z: torch.Tensor, state: torch.Tensor, *, past_actions: torch.Tensor | None = None):
+        """z [1, N, D] or [1, T0, N, D] (+ past_actions [1, T0 - 1, 7]), state [1, 7] or [1, T0, 7]
+        -> an opaque context for ``rollout_from``."""
+        ...
+
+    def rollout_from(self, context, actions: torch.Tensor) -> torch.Tensor:
+        """actions [B, H, 7] -> [B, H, N, D], equal to ``rollout`` from the same observation."""
+        ...

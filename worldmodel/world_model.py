@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from worldmodel import checkpoints
 from worldmodel.encoder import VisionTransformer
-from worldmodel.predictor import ACPredictor
+from worldmodel.predictor import ACPredictor, RolloutContext
 from worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD, Interp, encode_in_batches, preprocess_frames
 from worldmodel.protocol import FrameEncoder, Frames
 
@@ -92,6 +92,28 @@ class VJEPAWorldModel(nn.Module):
         return self.encoder.encode(frames)
 
     @torch.inference_mode()
+    def rollout_context(
+        self, z: torch.Tensor, state: torch.Tensor, *, past_actions: torch.Tensor | None = None
+    ) -> RolloutContext:
+        """The part of a rollout every candidate shares, computed once: z [1, N, D] (or [1, T0, N, D]
+        with past_actions [1, T0 - 1, 7]), state [1, 7] (or [1, T0, 7]). Pass it to ``rollout_from``."""
+        z = z.to(self.device, self.dtype)
+        state = state.to(self.device, torch.float32)
+        past_actions = None if past_actions is None else past_actions.to(self.device, torch.float32)
+        return self.predictor.rollout_context(z, state, past_actions=past_actions)
+
+    @torch.inference_mode()
+    def rollout_from(self, context: RolloutContext, actions: torch.Tensor) -> torch.Tensor:
+        """actions [B, H, 7] from a ``rollout_context`` -> [B, H, N, D] (split into ``max_batch`` chunks)."""
+        actions = actions.to(self.device, torch.float32)
+        step = self.max_batch or actions.shape[0]
+        chunks = [
+            self.predictor.rollout_from(context, actions[i : i + step], normalize_reps=self.normalize_reps)
+            for i in range(0, actions.shape[0], step)
+        ]
+        return torch.cat(chunks)  # [B, H, N, D]
+
+    @torch.inference_mode()
     def rollout(
         self,
         z: torch.Tensor,
@@ -103,6 +125,9 @@ class VJEPAWorldModel(nn.Module):
     ) -> torch.Tensor:
         """z [1 or B, N, D] (or [1 or B, T0, N, D] with history + past_actions [.., T0 - 1, 7]),
         state [1 or B, 7] (or [.., T0, 7]), actions [B, H, 7] -> [B, H, N, D]."""
+        shared = all(t is None or t.shape[0] == 1 for t in (z, state, past_actions))
+        if shared and not full_recompute:
+            return self.rollout_from(self.rollout_context(z, state, past_actions=past_actions), actions)
         z = z.to(self.device, self.dtype)
         state, actions = state.to(self.device, torch.float32), actions.to(self.device, torch.float32)
         past_actions = None if past_actions is None else past_actions.to(self.device, torch.float32)

@@ -89,3 +89,23 @@ def test_bad_configs_and_names_are_refused():
         PlannerConfig(num_samples=8, num_elites=9)
     with pytest.raises(ValueError, match="unknown planner"):
         make_planner("gradient", ToyWorldModel(), PlannerConfig())
+
+
+def test_the_observation_context_is_built_once_per_plan():
+    """A world model offering rollout_context gets it once per plan(), then one rollout_from per iteration."""
+
+    class ContextCounting(ToyWorldModel):
+        contexts = 0
+
+        def rollout_context(self, z, state, past_actions=None):
+            self.contexts += 1
+            return (z, state)
+
+        def rollout_from(self, context, actions):
+            return self.rollout(*context, actions)
+
+    wm = ContextCounting()
+    cfg = PlannerConfig(horizon=2, num_samples=32, iterations=4, num_elites=4, seed=0)
+    z0 = wm.embed(START[:3])[None]
+    CEMPlanner(wm, cfg).plan(z0, START[None], wm.embed(START[:3] + 0.02)[None])
+    assert (wm.contexts, wm.calls) == (1, 4)

@@ -75,6 +75,21 @@ def test_shared_context_equals_explicit_per_candidate_context():
     torch.testing.assert_close(shared, single, atol=2e-5, rtol=2e-5)
 
 
+def test_one_context_serves_many_rollouts_of_any_batch_and_horizon():
+    """Buffers are reused across calls: a later call must not see keys / values an earlier one left."""
+    p = make()
+    g = torch.Generator().manual_seed(4)
+    z_hist, s_hist = torch.randn(1, 3, N, D, generator=g), torch.randn(1, 3, 7, generator=g)
+    past = torch.randn(1, 2, 7, generator=g) * 0.1
+    with torch.no_grad():
+        ctx = p.rollout_context(z_hist, s_hist, past_actions=past)
+        for B, H, seed in [(6, 3, 0), (6, 3, 1), (2, 1, 2), (6, 3, 3), (6, 2, 4)]:
+            actions = torch.randn(B, H, 7, generator=torch.Generator().manual_seed(seed)) * 0.1
+            reused = p.rollout_from(ctx, actions)
+            torch.testing.assert_close(reused, p.rollout_full_recompute(z_hist, s_hist, actions, past_actions=past), atol=2e-5, rtol=2e-5)
+    assert set(ctx.buffers) == {(6, 3), (2, 1), (6, 2)}  # one buffer set per (batch, horizon), reused
+
+
 @pytest.mark.parametrize("t", [0, 1, 2])
 def test_prediction_at_t_ignores_later_actions(t):
     p = make()
