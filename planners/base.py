@@ -36,6 +36,7 @@ class PlannerConfig:
     min_std: float = 0.002
     momentum: float = 0.1  # share of the previous mean/std kept at each refit
     all_steps_energy: bool = False
+    gripper_cost: float = 0.0  # energy per unit of |gripper delta|: change the gripper only when the images say so
     temperature: float = 0.02  # MPPI only: softmax temperature on energies
     seed: int | None = None
 
@@ -102,6 +103,8 @@ class SamplingPlanner:
             # Roll out all candidates from the shared context and score them.
             predicted = rollout(samples)
             energy = l1_energy(predicted, z_goal, cfg.all_steps_energy)
+            if cfg.gripper_cost:
+                energy = energy + cfg.gripper_cost * samples[..., 6].abs().sum(dim=1)
             energy = torch.where(torch.isfinite(energy), energy, torch.full_like(energy, float("inf")))
             k_best = int(torch.argmin(energy))
             history.append(float(energy[k_best]))

@@ -144,6 +144,10 @@ def test_wilson_interval_matches_known_values():
     lo, hi = wilson_interval(45, 50)
     assert lo == pytest.approx(0.7864, abs=1e-3) and hi == pytest.approx(0.9565, abs=1e-3)
     assert wilson_interval(0, 10)[0] == 0.0
+    for n in range(1, 80):  # the interval always holds the observed rate (plot error bars must be >= 0)
+        for k in (0, 1, n - 1, n):
+            lo, hi = wilson_interval(k, n)
+            assert lo <= k / n <= hi
 
 
 @pytest.mark.slow

@@ -109,3 +109,17 @@ def test_the_observation_context_is_built_once_per_plan():
     z0 = wm.embed(START[:3])[None]
     CEMPlanner(wm, cfg).plan(z0, START[None], wm.embed(START[:3] + 0.02)[None])
     assert (wm.contexts, wm.calls) == (1, 4)
+
+
+@pytest.mark.parametrize("planner_cls", [CEMPlanner, MPPIPlanner])
+def test_gripper_cost_keeps_a_gripper_the_images_do_not_see(planner_cls):
+    """The toy latent ignores the gripper: without a cost its delta is noise, with one it is held near 0."""
+    wm = ToyWorldModel()
+    goal = wm.embed(START[:3] + torch.tensor([0.03, 0.0, 0.0]))[None]
+    z0 = wm.embed(START[:3])[None]
+    grips = {}
+    for cost in (0.0, 0.05):
+        cfg = PlannerConfig(horizon=2, num_samples=128, iterations=6, num_elites=8, gripper_cost=cost, seed=3)
+        grips[cost] = planner_cls(wm, cfg).plan(z0, START, goal).actions[:, 6].abs().max().item()
+    assert grips[0.05] < 0.1  # inside the controller's dead band: "keep"
+    assert grips[0.0] > grips[0.05]
