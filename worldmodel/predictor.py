@@ -33,8 +33,9 @@ sees all of the past and all of itself).
 What can be shared across B candidate action sequences: the context frame's tokens
 attend to the *first planned action* (same step), so with a one-frame context nothing
 past layer 0 is common to all candidates. History frames before it (``z`` with T0 > 1
-frames and their executed ``past_actions``) are shared: they are run once with batch 1
-and their cache is expanded to the B candidates.
+frames and their executed ``past_actions``) are shared: ``rollout_context`` runs them
+once with batch 1, and every ``rollout_from`` (one per planner iteration) copies nothing
+but its own steps' keys / values into buffers allocated once per context (KVBuffer).
 """
 
 from __future__ import annotations
