@@ -171,11 +171,16 @@ def benchmark(cfg: DictConfig) -> dict:
     threads = int(cfg.torch_threads or max(1, (os.cpu_count() or 1) // workers))
     episodes = []
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(OmegaConf.to_yaml(cfg), threads)) as pool:
+    # Each finished episode is appended at once, so an interrupted run keeps what it measured.
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(OmegaConf.to_yaml(cfg), threads)) as pool, open(
+        out / "episodes.jsonl", "w"
+    ) as log_file:
         # Planner episodes first (the slow ones), so the progress bar's estimate is honest early on.
         ordered = sorted(jobs, key=lambda j: j.policy != "planner")
         for ep in tqdm(pool.imap_unordered(_run_job, ordered), total=len(jobs), desc="episodes", unit="ep"):
             episodes.append(ep)
+            log_file.write(json.dumps(ep) + "\n")
+            log_file.flush()
     rows = summarize(episodes, tasks, policies)
     table = markdown_table(rows, len(seeds))
     summary = {"config": OmegaConf.to_container(cfg, resolve=True), "summary": rows, "episodes": sorted(episodes, key=lambda e: (e["task"], e["policy"], e["seed"]))}

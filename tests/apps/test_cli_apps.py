@@ -132,6 +132,8 @@ def test_sim_benchmark_writes_table_json_and_plot(tmp_path, capsys):
     rows = {(r["task"], r["policy"]): r for r in summary["summary"]}
     assert rows[("reach", "oracle")]["successes"] == 2 and rows[("grasp", "oracle")]["successes"] == 2
     assert len(summary["episodes"]) == 8
+    streamed = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    assert sorted(map(json.dumps, streamed)) == sorted(map(json.dumps, summary["episodes"]))
     lo, hi = rows[("reach", "oracle")]["ci95"]
     assert 0.3 < lo < 0.4 and hi == 1.0  # Wilson interval for 2/2
     assert (out / "results.md").read_text().count("\n") == 2 + 4
