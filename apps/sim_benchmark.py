@@ -66,6 +66,8 @@ def _run_job(job: Job) -> dict:
             from apps.models import load_world_model, make_mpc
 
             _worker["mpc"] = make_mpc(load_world_model(cfg.world_model), cfg.planner)
+        if cfg.planner.seed is not None:  # per episode: results must not depend on which worker ran what before
+            _worker["mpc"].planner.reseed(int(cfg.planner.seed) + job.seed)
         policy = PlannerPolicy(_worker["mpc"], goal)
     elif job.policy == "oracle":
         policy = OraclePolicy(driver)

@@ -76,6 +76,10 @@ class SamplingPlanner:
         self.init_std = std
         self.generator = torch.Generator().manual_seed(cfg.seed) if cfg.seed is not None else None
 
+    def reseed(self, seed: int) -> None:
+        """Restart the sampling noise (e.g. per benchmark episode, so a seed re-runs identically)."""
+        self.generator = torch.Generator().manual_seed(seed)
+
     @torch.no_grad()
     def plan(
         self,
