@@ -97,6 +97,8 @@ class VJEPAWorldModel(nn.Module):
     ) -> RolloutContext:
         """The part of a rollout every candidate shares, computed once: z [1, N, D] (or [1, T0, N, D]
         with past_actions [1, T0 - 1, 7]), state [1, 7] (or [1, T0, 7]). Pass it to ``rollout_from``."""
+        if any(t is not None and t.shape[0] != 1 for t in (z, state, past_actions)):
+            raise ValueError("rollout_context takes one observation (batch 1); use rollout() for per-candidate contexts")
         z = z.to(self.device, self.dtype)
         state = state.to(self.device, torch.float32)
         past_actions = None if past_actions is None else past_actions.to(self.device, torch.float32)

@@ -64,6 +64,20 @@ def test_rollout_shapes_chunking_and_no_grad(modules):
     torch.testing.assert_close(wm.rollout(z, state, actions, full_recompute=True), out, atol=1e-5, rtol=1e-5)
 
 
+def test_rollout_context_is_reusable_and_refuses_a_batch(modules):
+    wm = VJEPAWorldModel.from_modules(*modules, max_batch=3)  # chunks of 3, 3, 1 share the context
+    z = wm.encode(frames(3))[None]  # [1, 3, N, D]: history of 3 frames
+    states = torch.tensor([[0.5, 0.0, 0.3, 3.1, 0.0, 0.0, 0.0]]).repeat(3, 1)[None]
+    past = torch.randn(1, 2, 7) * 0.05
+    ctx = wm.rollout_context(z, states, past_actions=past)
+    for seed in range(2):
+        actions = torch.randn(7, 2, 7, generator=torch.Generator().manual_seed(seed)) * 0.05
+        ref = wm.rollout(z, states, actions, past_actions=past, full_recompute=True)
+        torch.testing.assert_close(wm.rollout_from(ctx, actions), ref, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="batch 1"):
+        wm.rollout_context(z.expand(2, -1, -1, -1), states.expand(2, -1, -1), past_actions=past.expand(2, -1, -1))
+
+
 def test_from_safetensors_round_trip(tmp_path, modules):
     enc, pred = modules
     ck.save_module(enc, tmp_path / "enc.safetensors")
