@@ -1,6 +1,9 @@
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
+sys.path.insert(0, str(Path(__file__).parent))  # helpers shared by test files (synthetic_datasets.py)
 
 
 import pytest  # noqa: E402

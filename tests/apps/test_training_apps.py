@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from synthetic_datasets import write_square_dataset
 
 from apps import post_train, pretrain_encoder
 from apps.cli import compose_config
 from worldmodel import checkpoints
-from worldmodel.data.lerobot_dataset import DatasetWriter, FeatureSpec
 from worldmodel.world_model import VJEPAWorldModel
 
 TINY_ENCODER = ["encoder.name=vit_micro", "encoder.img_size=32", "encoder.patch_size=8",
@@ -21,21 +21,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thr
 
 
 def make_dataset(root, episodes=6, length=10, size=40):
-    rng = np.random.default_rng(0)
-    feats = {"observation.ee_pos": FeatureSpec("float32", (3,))}
-    with DatasetWriter(root, 4, {"exterior": (size, size)}, feats, fsync=False) as w:
-        for _ in range(episodes):
-            p = rng.uniform(0.3, 0.7, 2)
-            for t in range(length):
-                img = np.full((size, size, 3), 40, np.uint8)
-                i, j = (p * size).astype(int)
-                img[i - 4 : i + 4, j - 4 : j + 4] = 230
-                a = np.zeros(7, np.float32)
-                a[:2] = rng.uniform(-0.05, 0.05, 2) if t < length - 1 else 0
-                w.add_frame(np.array([*p, 0.1, 0, 0, 0, 0], np.float32), a, {"exterior": img}, "reach",
-                            {"observation.ee_pos": np.array([*p, 0.1], np.float32)})
-                p = np.clip(p + a[:2], 0.2, 0.8)
-            w.save_episode()
+    write_square_dataset(root, [length] * episodes, size=size, step=0.05, start=(0.3, 0.7), bounds=(0.2, 0.8),
+                         background=40, colour=230, task="reach")
     return root
 
 

@@ -5,9 +5,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from synthetic_datasets import write_square_dataset
 
 from worldmodel import checkpoints
-from worldmodel.data.lerobot_dataset import DatasetWriter, FeatureSpec, LeRobotDataset
+from worldmodel.data.lerobot_dataset import LeRobotDataset
 from worldmodel.masks import BlockMaskSpec, sample_batch_masks, sample_block_size, sample_mask
 from worldmodel.pretrain import (
     MaskedPredictor,
@@ -29,23 +30,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thr
 
 
 def make_dataset(root, episodes=4, length=10, size=32, seed=0):
-    """Synthetic episodes: a bright square whose position is the end effector's x, y."""
-    rng = np.random.default_rng(seed)
-    feats = {"observation.ee_pos": FeatureSpec("float32", (3,))}
-    with DatasetWriter(root, 4, {"exterior": (size, size)}, feats, fsync=False) as w:
-        for _ in range(episodes):
-            p = rng.uniform(0.25, 0.75, 2)
-            for t in range(length):
-                img = np.full((size, size, 3), 30, np.uint8)
-                i, j = (p * size).astype(int)
-                img[max(0, i - 3) : i + 3, max(0, j - 3) : j + 3] = (240, 60, 60)
-                a = np.zeros(7, np.float32)
-                if t < length - 1:
-                    a[:2] = rng.uniform(-0.06, 0.06, 2)
-                state = np.array([*p, 0.1, 0, 0, 0, 0], np.float32)
-                w.add_frame(state, a, {"exterior": img}, "push", {"observation.ee_pos": np.array([*p, 0.1], np.float32)})
-                p = np.clip(p + a[:2], 0.1, 0.9)
-            w.save_episode()
+    write_square_dataset(root, [length] * episodes, size=size, seed=seed, half=3, step=0.06)
     return LeRobotDataset(root)
 
 

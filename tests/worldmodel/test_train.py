@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from synthetic_datasets import write_square_dataset
 
 from worldmodel import checkpoints
 from worldmodel.data.clips import EpisodeArrays, collate
-from worldmodel.data.lerobot_dataset import DatasetError, DatasetWriter, FeatureSpec
+from worldmodel.data.lerobot_dataset import DatasetError
 from worldmodel.encoder import build_encoder
 from worldmodel.train import TrainConfig, ac_loss, build_predictor, post_train, wsd_lr
 from worldmodel.world_model import VJEPAWorldModel
@@ -28,24 +29,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thr
 
 
 def make_dataset(root, episodes=8, lengths=None, size=32, seed=0, with_action=True):
-    """A bright square at the end effector's (x, y), moved by the actions."""
-    rng = np.random.default_rng(seed)
-    feats = {"observation.cube_pos": FeatureSpec("float32", (3,))}
-    with DatasetWriter(root, 4, {"exterior": (size, size)}, feats, fsync=False) as w:
-        for e in range(episodes):
-            L = lengths[e] if lengths else 12
-            p = rng.uniform(0.25, 0.75, 2)
-            for t in range(L):
-                img = np.full((size, size, 3), 30, np.uint8)
-                i, j = (p * size).astype(int)
-                img[max(0, i - 4) : i + 4, max(0, j - 4) : j + 4] = (240, 60, 60)
-                a = np.zeros(7, np.float32)
-                if t < L - 1:
-                    a[:2] = rng.uniform(-0.1, 0.1, 2)
-                w.add_frame(np.array([*p, 0.1, 0, 0, 0, 0], np.float32), a, {"exterior": img}, "push",
-                            {"observation.cube_pos": np.zeros(3, np.float32)})
-                p = np.clip(p + a[:2], 0.1, 0.9)
-            w.save_episode()
+    write_square_dataset(root, lengths or [12] * episodes, size=size, seed=seed, extra="observation.cube_pos")
     if not with_action:  # a dataset written by a tool that does not log actions
         info_path = Path(root) / "meta" / "info.json"
         info = json.loads(info_path.read_text())
