@@ -40,12 +40,24 @@ class RandomPolicy:
 
 
 class PlannerPolicy:
-    """The world-model planner: latent MPC toward the goal image's embedding."""
+    """The world-model planner: latent MPC toward the goal image's embedding.
 
-    def __init__(self, mpc, goal_image: np.ndarray):
-        self.mpc = mpc
+    With several goal images (sub-goals, then the goal) it plans toward one at a time, moving on after
+    `switch_every` steps or once the chosen plan's energy falls below `switch_energy`, as V-JEPA 2-AC
+    does for pick-and-place; the last image stays the goal to the end."""
+
+    def __init__(self, mpc, goal_images, *, switch_every: int | None = None, switch_energy: float | None = None):
+        self.goals = [goal_images] if isinstance(goal_images, np.ndarray) else list(goal_images)
+        if not self.goals:
+            raise ValueError("PlannerPolicy needs at least one goal image")
+        if len(self.goals) > 1 and switch_every is None and switch_energy is None:
+            raise ValueError("several goal images need a switching rule (switch_every or switch_energy)")
+        if switch_every is not None and switch_every < 1:
+            raise ValueError(f"switch_every must be >= 1, got {switch_every}")
+        self.mpc, self.switch_every, self.switch_energy = mpc, switch_every, switch_energy
         self.mpc.reset()
-        self.mpc.set_goal(goal_image)
+        self.current_goal, self._steps_on_goal, self.energy_goal = 0, 0, 0
+        self.mpc.set_goal(self.goals[0])
         self.last_energies: list[float] | None = None
         self.last_energy: float | None = None
         self.plan_seconds: list[float] = []
@@ -53,11 +65,33 @@ class PlannerPolicy:
     def act(self, obs: Observation) -> np.ndarray:
         step = self.mpc.act(obs.image, obs.state)
         self.last_energies, self.last_energy = step.iteration_energies, step.energy
+        self.energy_goal = self.current_goal  # which image last_energy was measured against
         self.plan_seconds.append(step.plan_seconds)
+        self._steps_on_goal += 1
+        if self.current_goal < len(self.goals) - 1 and self._goal_done(step.energy):
+            self.current_goal, self._steps_on_goal = self.current_goal + 1, 0
+            self.mpc.set_goal(self.goals[self.current_goal])
         return step.action
+
+    @property
+    def energy_is_final(self) -> bool:
+        """Whether last_energy was measured against the final goal (an energy stop only counts then)."""
+        return self.energy_goal == len(self.goals) - 1
+
+    def _goal_done(self, energy: float) -> bool:
+        if self.switch_every is not None and self._steps_on_goal >= self.switch_every:
+            return True
+        return self.switch_energy is not None and bool(np.isfinite(energy)) and energy < self.switch_energy
 
     def executed(self, sent: np.ndarray) -> None:
         self.mpc.observe_executed(sent)
+
+
+def even_switch_every(budget: int, n_goals: int, switch_every: int | None, switch_energy: float | None) -> int | None:
+    """With sub-goals and no rule given, each image gets an even share of the step budget."""
+    if n_goals > 1 and switch_every is None and switch_energy is None:
+        return max(1, budget // n_goals)
+    return switch_every
 
 
 @dataclass
@@ -111,13 +145,16 @@ def run_episode(
                 line = f"step {step:3d}  act {np.array2string(sent[:3], precision=3)} grip {sent[6]:+.2f}  choose {1e3 * (t1 - t0):7.1f} ms  robot {1e3 * (t2 - t1):6.1f} ms"
                 if energy is not None:
                     line += f"  energy {energy:.4f}"
+                if len(getattr(policy, "goals", ())) > 1:
+                    line += f"  goal {policy.energy_goal + 1}/{len(policy.goals)}"
                 if obs.info:
                     line += f"  distance {obs.info['distance']:.3f} m  success {obs.info['success']}"
                 log(line)
             if stop_on_success and result.success:
                 result.stopped_by = "success"
                 break
-            if energy_threshold is not None and energy is not None and energy < energy_threshold:
+            final = getattr(policy, "energy_is_final", True)
+            if energy_threshold is not None and energy is not None and final and energy < energy_threshold:
                 result.stopped_by = "energy"
                 break
     finally:

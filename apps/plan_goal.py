@@ -1,7 +1,8 @@
 """plan-goal --goal goal.png: drive a robot to the scene in a goal image.
 
 The receding-horizon loop: observe, choose an action, send it through the driver's safety layer, log the
-step, repeat until the step budget (or, in the sim, success). Every step prints its timing and, in the
+step, repeat until the step budget (or, in the sim, success). With `--subgoals a.png,b.png` the planner aims
+at each sub-goal image in turn (an even share of the budget each, or `subgoals.switch_energy`), then the goal. Every step prints its timing and, in the
 sim, the privileged distance to the goal; the episode is written to `log_dir` as a trajectory dataset.
 """
 
@@ -17,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from apps.cli import parse
 from apps.episode_log import EpisodeRecorder
-from apps.episode_runner import OraclePolicy, PlannerPolicy, RandomPolicy, run_episode
+from apps.episode_runner import OraclePolicy, PlannerPolicy, RandomPolicy, even_switch_every, run_episode
 from apps.goal_image import load_goal_image
 from apps.render_goal import sidecar_path
 from apps.visualize import RerunLogger
@@ -45,11 +46,22 @@ def load_episode_spec(goal: Path) -> EpisodeSpec | None:
         raise ValueError(f"{path}: not a valid episode spec ({e})") from e
 
 
+def subgoal_list(images) -> list[Path]:
+    """`subgoals.images`: a list, or one comma-separated string (what `--subgoals a.png,b.png` gives)."""
+    if images is None:
+        return []
+    if isinstance(images, str):
+        images = [p for p in images.split(",") if p.strip()]
+    return [Path(str(p).strip()) for p in images]
+
+
 def run(cfg: DictConfig) -> dict:
     if cfg.goal is None:
         raise SystemExit("plan-goal: --goal PATH is required (make one with: render-goal --out goal.png)")
     goal_path = Path(cfg.goal)
     goal_image = load_goal_image(goal_path)
+    subgoal_paths = subgoal_list(cfg.subgoals.images)
+    subgoal_images = [load_goal_image(p) for p in subgoal_paths]
     spec = load_episode_spec(goal_path)
     env_cfg = OmegaConf.merge(cfg.env, {"task": spec.task} if spec else {})
     driver = make_driver(cfg.driver, env_cfg, episode=spec)
@@ -59,19 +71,23 @@ def run(cfg: DictConfig) -> dict:
         raise SystemExit(f"plan-goal: unknown policy {cfg.policy!r} (planner, oracle or random)")
 
     obs = driver.reset()
+    budget = int(cfg.max_steps or task_budget(driver))
     if cfg.policy == "planner":
         from apps.models import load_world_model, make_mpc
 
-        policy = PlannerPolicy(make_mpc(load_world_model(cfg.world_model), cfg.planner), goal_image)
+        goals, sub = [*subgoal_images, goal_image], cfg.subgoals
+        every = even_switch_every(budget, len(goals), sub.switch_every, sub.switch_energy)
+        policy = PlannerPolicy(make_mpc(load_world_model(cfg.world_model), cfg.planner), goals, switch_every=every, switch_energy=sub.switch_energy)
     else:
         policy = OraclePolicy(driver) if cfg.policy == "oracle" else RandomPolicy(int(cfg.env.seed))
-    budget = int(cfg.max_steps or task_budget(driver))
     recorder = EpisodeRecorder(cfg.log_dir, cfg.camera, obs.image.shape[:2], fps=4, privileged=bool(obs.info))
     recorder.start(f"reach the goal image {goal_path.name}", obs)
     viz = RerunLogger(cfg.rerun) if cfg.rerun else None
     if viz:
         viz.log_goal(goal_image)
-    print(f"plan-goal: task={env_cfg.task} policy={cfg.policy} goal={goal_path} ({goal_image.shape[1]}x{goal_image.shape[0]}) budget={budget}")
+        viz.log_subgoals(subgoal_images)
+    via = f" via {len(subgoal_paths)} sub-goal(s)" if subgoal_paths and cfg.policy == "planner" else ""
+    print(f"plan-goal: task={env_cfg.task} policy={cfg.policy} goal={goal_path} ({goal_image.shape[1]}x{goal_image.shape[0]}){via} budget={budget}")
     t_start = time.perf_counter()
     try:
         episode = run_episode(
@@ -108,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         __doc__.splitlines()[0],
         {
             "--goal": ("goal", "goal image (PNG/JPEG); a goal.json beside it sets the sim's start"),
+            "--subgoals": ("subgoals.images", "comma-separated sub-goal images planned toward first, in order"),
             "--policy": ("policy", "planner | oracle | random"),
             "--planner": ("planner", "cem | mppi"),
             "--steps": ("max_steps", "step budget"),

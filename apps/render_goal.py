@@ -1,7 +1,9 @@
 """render-goal --task T --seed S --out goal.png
 
 Samples the task's episode for that seed, photographs the goal configuration, and writes the image plus
-`goal.json` beside it: the episode spec that reproduces the start, which plan-goal reads when present."""
+`goal.json` beside it: the episode spec that reproduces the start, which plan-goal reads when present.
+Multi-stage tasks (grasp, pick_and_place) also get their sub-goal photos, `goal.subgoal1.png`, ...: the
+scene posed at each stage, for `plan-goal --subgoals`."""
 
 from __future__ import annotations
 
@@ -19,19 +21,26 @@ def sidecar_path(image_path: Path) -> Path:
     return image_path.with_suffix(".json")
 
 
-def render_goal(cfg: DictConfig) -> tuple[Path, Path]:
+def subgoal_path(image_path: Path, index: int) -> Path:
+    return image_path.with_name(f"{image_path.stem}.subgoal{index}{image_path.suffix}")
+
+
+def render_goal(cfg: DictConfig) -> tuple[Path, Path, list[Path]]:
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     env = make_task_env(cfg.env.task, image_size=int(cfg.env.image_size))
     try:
         env.reset(seed=int(cfg.env.seed))
-        goal = env.goal_image()
+        *subgoals, goal = env.subgoal_images()
     finally:
         env.close()
     Image.fromarray(goal).save(out)
+    subgoal_paths = [subgoal_path(out, i) for i in range(1, len(subgoals) + 1)]
+    for path, image in zip(subgoal_paths, subgoals):
+        Image.fromarray(image).save(path)
     spec_path = sidecar_path(out)
     spec_path.write_text(env.spec_.to_json())
-    return out, spec_path
+    return out, spec_path, subgoal_paths
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,8 +55,10 @@ def main(argv: list[str] | None = None) -> None:
         },
         argv,
     )
-    image, spec = render_goal(cfg)
-    print(json.dumps({"goal_image": str(image), "episode_spec": str(spec)}))
+    image, spec, subgoals = render_goal(cfg)
+    print(json.dumps({"goal_image": str(image), "episode_spec": str(spec), "subgoal_images": [str(p) for p in subgoals]}))
+    if subgoals:
+        print(f"plan through the sub-goals with: plan-goal --goal {image} --subgoals {','.join(str(p) for p in subgoals)}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Tasks x seeds x policies, episodes in parallel worker processes with a progress bar. Writes
 `results.json` (every episode + the summary), `results.md` (the table) and `results.png` (success with
-95% Wilson intervals per task and policy) under `out`. Goal images are the tasks' own goal photos."""
+95% Wilson intervals per task and policy) under `out`. Goal images are the tasks' own goal photos;
+`subgoals.enabled=true` plans grasp and pick-and-place through the tasks' sub-goal photos as well."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def _init_worker(cfg_yaml: str, threads: int) -> None:
 
 
 def _run_job(job: Job) -> dict:
-    from apps.episode_runner import OraclePolicy, PlannerPolicy, RandomPolicy, run_episode
+    from apps.episode_runner import OraclePolicy, PlannerPolicy, RandomPolicy, even_switch_every, run_episode
     from apps.visualize import RerunLogger
     from robot_drivers.factory import make_driver
 
@@ -61,6 +62,7 @@ def _run_job(job: Job) -> dict:
     driver = _worker["drivers"][job.task]
     obs = driver.reset(seed=job.seed)
     goal = driver.goal_image()
+    budget = driver.env.max_steps
     if job.policy == "planner":
         if _worker["mpc"] is None:
             from apps.models import load_world_model, make_mpc
@@ -68,7 +70,10 @@ def _run_job(job: Job) -> dict:
             _worker["mpc"] = make_mpc(load_world_model(cfg.world_model), cfg.planner)
         if cfg.planner.seed is not None:  # per episode: results must not depend on which worker ran what before
             _worker["mpc"].planner.reseed(int(cfg.planner.seed) + job.seed)
-        policy = PlannerPolicy(_worker["mpc"], goal)
+        goals = driver.env.subgoal_images() if cfg.subgoals.enabled else [goal]
+        sub = cfg.subgoals
+        every = even_switch_every(budget, len(goals), sub.switch_every, sub.switch_energy)
+        policy = PlannerPolicy(_worker["mpc"], goals, switch_every=every, switch_energy=sub.switch_energy)
     elif job.policy == "oracle":
         policy = OraclePolicy(driver)
     else:
@@ -77,8 +82,10 @@ def _run_job(job: Job) -> dict:
     if cfg.rerun:
         viz = RerunLogger(str(Path(cfg.rerun) / f"{job.task}_{job.policy}_{job.seed}.rrd"), recording=f"{job.task}-{job.policy}-{job.seed}")
         viz.log_goal(goal)
+        if job.policy == "planner" and len(policy.goals) > 1:
+            viz.log_subgoals(policy.goals[:-1])
     t0 = time.perf_counter()
-    result = run_episode(driver, policy, obs, driver.env.max_steps, viz=viz, log=None)
+    result = run_episode(driver, policy, obs, budget, viz=viz, log=None)
     if viz:
         viz.close()
     return {
@@ -88,6 +95,7 @@ def _run_job(job: Job) -> dict:
         "final_distance": result.final_distance,
         "choose_seconds_median": float(np.median(result.choose_seconds)) if job.policy == "planner" else None,
         "final_energy": result.energies[-1] if result.energies else None,
+        "goal_images": len(policy.goals) if job.policy == "planner" else None,  # sub-goals + the goal
         "episode_seconds": time.perf_counter() - t0,
     }
 

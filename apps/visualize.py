@@ -30,6 +30,11 @@ class RerunLogger:
     def log_goal(self, image: np.ndarray) -> None:
         self.rec.log("goal/image", rr.Image(image), static=True)
 
+    def log_subgoals(self, images: list[np.ndarray]) -> None:
+        """Sub-goal photos planned toward before the goal, in order."""
+        for i, image in enumerate(images, 1):
+            self.rec.log(f"goal/subgoal_{i}", rr.Image(image), static=True)
+
     def log_step(self, step: int, image: np.ndarray, state: np.ndarray, action: np.ndarray | None, info: dict, energies: list[float] | None = None) -> None:
         self.rec.set_time("step", sequence=step)
         self.rec.log("camera/image", rr.Image(image))

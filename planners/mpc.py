@@ -46,7 +46,10 @@ class LatentMPC:
         self._previous: PlanResult | None = None
 
     def set_goal(self, goal_image: np.ndarray) -> None:
+        """A new goal (or the next sub-goal): the history is kept, the warm start is not (it aimed
+        elsewhere)."""
         self.z_goal = self.world_model.encode(goal_image)  # [1, N, D]
+        self._previous = None
 
     def observe_executed(self, action: np.ndarray) -> None:
         """Tell the controller which action was actually sent (after the safety layer)."""
@@ -62,6 +65,8 @@ class LatentMPC:
         # Executed actions beyond the kept frames are dropped so frames and actions stay aligned.
         while len(self._actions) > len(self._frames) - 1:
             self._actions.popleft()
+        if len(self._actions) < len(self._frames) - 1:
+            raise RuntimeError("LatentMPC.act(): call observe_executed(sent) after each action, before the next act()")
         if len(self._frames) == 1:
             z0, s0, past = self._frames[0][None], self._states[0][None], None  # [1, N, D], [1, 7]
         else:

@@ -57,6 +57,17 @@ class EpisodeSpec:
         return cls(**{k: v for k, v in raw.items() if k in names})
 
 
+@dataclass(frozen=True)
+class GoalPose:
+    """A configuration to photograph on the way to the goal (a sub-goal): hand position (m), gripper
+    command (0 open .. 1 closed), cube centre (m) and whether the fingers pinch the cube."""
+
+    ee: tuple[float, float, float]
+    gripper: float
+    cube: tuple[float, float, float]
+    pinch: bool
+
+
 def sample_table_xy(rng: np.random.Generator) -> np.ndarray:
     return np.array([rng.uniform(*TABLE_X), rng.uniform(*TABLE_Y)])
 
@@ -85,6 +96,11 @@ class Task:
 
     def oracle(self, spec: EpisodeSpec) -> "Oracle":
         raise NotImplementedError
+
+    def subgoals(self, spec: EpisodeSpec) -> list[GoalPose]:
+        """Intermediate goal photos for multi-stage tasks, in order (the final goal not included).
+        V-JEPA 2-AC plans pick-and-place through such sub-goal images; single-stage tasks have none."""
+        return []
 
 
 class Oracle:
@@ -164,20 +180,21 @@ class FrankaTaskEnv(gym.Env):
 
     def _place(self, data: mujoco.MjData, spec: EpisodeSpec, goal: bool) -> None:
         """Put robot and cube in the spec's start (or goal) configuration, by IK and direct placement."""
-        s = self.scene
         ee = np.array(spec.goal_ee if goal else spec.start_ee)
         grip = spec.goal_gripper if goal else spec.start_gripper
         in_hand = spec.goal_cube_in_hand if goal else spec.cube_in_hand
-        cube = np.array(spec.goal_cube if goal else spec.cube_start)
-        q, _ = self.controller.solve_ik(ee, DOWN, HOME_QPOS)
-        half = s.cfg.cube_half_size
-        opening = 2 * half if in_hand else 2 * FINGER_OPEN * (1.0 - grip)
+        cube = ee - np.array([0.0, 0.0, CUBE_BELOW_EE]) if in_hand else np.array(spec.goal_cube if goal else spec.cube_start)
+        self._pose(data, GoalPose(tuple(ee), grip, tuple(cube), in_hand), spec.cube_yaw)
+
+    def _pose(self, data: mujoco.MjData, pose: GoalPose, cube_yaw: float) -> None:
+        s = self.scene
+        q, _ = self.controller.solve_ik(np.array(pose.ee), DOWN, HOME_QPOS)
+        opening = 2 * s.cfg.cube_half_size if pose.pinch else 2 * FINGER_OPEN * (1.0 - pose.gripper)
         mujoco.mj_resetData(s.model, data)
         s.set_arm(q, opening, data)
-        if in_hand:
+        if pose.pinch:
             data.ctrl[7:9] = 0.0  # squeeze
-            cube = ee - np.array([0.0, 0.0, CUBE_BELOW_EE])
-        s.set_cube(cube, spec.cube_yaw, data)
+        s.set_cube(np.array(pose.cube), cube_yaw, data)
         mujoco.mj_forward(s.model, data)
 
     def goal_image(self) -> np.ndarray:
@@ -185,6 +202,16 @@ class FrankaTaskEnv(gym.Env):
         assert self.spec_ is not None, "reset() first"
         self._place(self._goal_data, self.spec_, goal=True)
         return self.renderer.render(self._goal_data)
+
+    def subgoal_images(self) -> list[np.ndarray]:
+        """Photos of the task's sub-goals, in order, followed by the goal photo (just the goal photo for
+        single-stage tasks)."""
+        assert self.spec_ is not None, "reset() first"
+        images = []
+        for pose in self.task.subgoals(self.spec_):
+            self._pose(self._goal_data, pose, self.spec_.cube_yaw)
+            images.append(self.renderer.render(self._goal_data))
+        return [*images, self.goal_image()]
 
     # ---- stepping -------------------------------------------------------------------------------
     def step(self, action):

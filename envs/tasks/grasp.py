@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from envs.scene import FrankaScene
-from envs.tasks.base import CUBE_BELOW_EE, GRASP_HEIGHT, EpisodeSpec, Oracle, Task, sample_table_xy
+from envs.tasks.base import CUBE_BELOW_EE, GRASP_HEIGHT, EpisodeSpec, GoalPose, Oracle, Task, sample_table_xy
 
 MIN_LIFT = 0.05
 GOAL_LIFT = 0.10  # how high the goal photo holds the cube
@@ -39,6 +39,15 @@ class GraspTask(Task):
 
     def oracle(self, spec: EpisodeSpec) -> Oracle:
         return PickOracle(spec, lift_to=np.array(spec.goal_ee))
+
+    def subgoals(self, spec: EpisodeSpec) -> list[GoalPose]:
+        return [grasp_pose(spec)]
+
+
+def grasp_pose(spec: EpisodeSpec) -> GoalPose:
+    """The hand closed on the cube where it rests: the first sub-goal of grasp and pick-and-place."""
+    cube = spec.cube_start
+    return GoalPose(ee=(cube[0], cube[1], GRASP_HEIGHT), gripper=1.0, cube=tuple(cube), pinch=True)
 
 
 class PickOracle(Oracle):

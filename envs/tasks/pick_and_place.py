@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from envs.scene import FrankaScene
-from envs.tasks.base import GRASP_HEIGHT, EpisodeSpec, Task, sample_far_from, sample_table_xy
-from envs.tasks.grasp import PickOracle
+from envs.tasks.base import CUBE_BELOW_EE, GRASP_HEIGHT, EpisodeSpec, GoalPose, Task, sample_far_from, sample_table_xy
+from envs.tasks.grasp import PickOracle, grasp_pose
 
 SUCCESS_RADIUS = 0.05
 CARRY_HEIGHT = GRASP_HEIGHT + 0.10
@@ -39,6 +39,12 @@ class PickAndPlaceTask(Task):
 
     def oracle(self, spec: EpisodeSpec) -> PickOracle:
         return PlaceOracle(spec)
+
+    def subgoals(self, spec: EpisodeSpec) -> list[GoalPose]:
+        """Grasp the cube, then hold it above the goal spot; the goal photo shows it put down."""
+        above = (spec.goal_cube[0], spec.goal_cube[1], CARRY_HEIGHT)
+        carried = GoalPose(ee=above, gripper=1.0, cube=(above[0], above[1], above[2] - CUBE_BELOW_EE), pinch=True)
+        return [grasp_pose(spec), carried]
 
 
 class PlaceOracle(PickOracle):

@@ -116,6 +116,24 @@ def test_plan_goal_with_the_world_model_planner(tmp_path, capsys, tiny_world_mod
     assert np.all(np.abs(actions[:, :3]) <= 0.05 + 1e-6) and np.all(actions[:, 3:6] == 0)
 
 
+def test_plan_goal_through_rendered_subgoals(tmp_path, capsys, tiny_world_model_files):
+    goal = tmp_path / "goal.png"
+    render_goal.main(["--task", "pick_and_place", "--seed", "2", "--out", str(goal), "--size", "32"])
+    printed = capsys.readouterr().out.splitlines()
+    subgoals = json.loads(printed[0])["subgoal_images"]
+    assert [os.path.basename(p) for p in subgoals] == ["goal.subgoal1.png", "goal.subgoal2.png"]
+    assert "--subgoals" in printed[1]
+    plan_goal.main([
+        "--goal", str(goal), "--subgoals", ",".join(subgoals), "--steps", "6", "--log-dir", str(tmp_path / "log"),
+        "env.image_size=32", *tiny_world_model_files,
+    ])
+    steps = [l for l in capsys.readouterr().out.splitlines() if l.startswith("step ")]
+    assert [l.split("goal ")[-1].split()[0] for l in steps] == ["1/3", "1/3", "2/3", "2/3", "3/3", "3/3"]
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="broken.png"):
+        plan_goal.main(["--goal", str(goal), "--subgoals", str(tmp_path / "broken.png"), "env.image_size=32", *tiny_world_model_files])
+
+
 def test_plan_goal_names_a_missing_checkpoint(tmp_path):
     goal = tmp_path / "goal.png"
     render_goal.main(["--task", "reach", "--seed", "2", "--out", str(goal), "--size", "32"])
@@ -138,6 +156,24 @@ def test_sim_benchmark_writes_table_json_and_plot(tmp_path, capsys):
     assert 0.3 < lo < 0.4 and hi == 1.0  # Wilson interval for 2/2
     assert (out / "results.md").read_text().count("\n") == 2 + 4
     assert Image.open(out / "results.png").size[0] > 200
+
+
+def test_sim_benchmark_plans_through_subgoals(tmp_path, tiny_world_model_files):
+    import rerun.chunk as rrc
+
+    from apps import sim_benchmark
+
+    out = tmp_path / "bench"
+    sim_benchmark.main([
+        "--seeds", "1", "--workers", "1", "--out", str(out), "--rerun", str(tmp_path / "rrd"), "policies=[planner]",
+        "tasks=[pick_and_place]", "env.image_size=32", "max_steps=3", "subgoals.enabled=true", "subgoals.switch_every=1",
+        *tiny_world_model_files,
+    ])  # fmt: skip
+    episode = json.loads((out / "results.json").read_text())["episodes"][0]
+    assert episode["steps"] == 3 and episode["goal_images"] == 3
+    rrd = next((tmp_path / "rrd").glob("*.rrd"))
+    entities = {str(c.entity_path) for c in rrc.RrdReader(str(rrd)).stream()}
+    assert {"/goal/image", "/goal/subgoal_1", "/goal/subgoal_2"} <= entities
 
 
 def test_wilson_interval_matches_known_values():

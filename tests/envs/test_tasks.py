@@ -66,6 +66,39 @@ def test_goal_image_shows_goal_not_start(env):
     np.testing.assert_allclose(env.scene.robot_state(), obs["state"], atol=1e-12)
 
 
+def test_subgoal_photos_end_with_the_goal_and_differ_from_each_other(env):
+    obs, _ = env.reset(seed=5)
+    images = env.subgoal_images()
+    assert len(images) == len(env.task.subgoals(env.spec_)) + 1
+    np.testing.assert_array_equal(images[-1], env.goal_image())
+    for i, a in enumerate(images):
+        assert np.abs(a.astype(int) - obs["image"].astype(int)).mean() > 1.0, f"sub-goal {i} looks like the start"
+        for b in images[i + 1 :]:
+            assert np.abs(a.astype(int) - b.astype(int)).mean() > 0.5
+    np.testing.assert_allclose(env.scene.robot_state(), obs["state"], atol=1e-12)
+
+
+@pytest.mark.parametrize("task", ["grasp", "pick_and_place"])
+def test_oracle_passes_through_each_subgoal_pose_in_order(task):
+    """A sub-goal photo must show a configuration the task really goes through (else the planner is
+    pointed at an unreachable scene): the oracle's hand and cube come within 2 cm of each, in order."""
+    e = make_task_env(task, image_size=32)
+    e.reset(seed=3)
+    poses, oracle, reached = e.task.subgoals(e.spec_), e.oracle(), 0
+    assert poses, f"{task} should have sub-goals"
+    for _ in range(e.max_steps):
+        e.step(oracle.act(e.scene))
+        pose = poses[reached]
+        near_hand = np.linalg.norm(e.scene.ee_pos() - np.array(pose.ee)) < 0.02
+        near_cube = np.linalg.norm(e.scene.cube_pos() - np.array(pose.cube)) < 0.02
+        if near_hand and near_cube and e.scene.cube_between_fingers() == pose.pinch:
+            reached += 1
+            if reached == len(poses):
+                break
+    e.close()
+    assert reached == len(poses), f"the oracle reached only {reached} of {len(poses)} sub-goal poses"
+
+
 def test_spec_json_round_trip_reproduces_the_start(env):
     obs, _ = env.reset(seed=21)
     spec = EpisodeSpec.from_json(env.spec_.to_json())

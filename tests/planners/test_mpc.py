@@ -68,3 +68,11 @@ def test_nan_world_model_makes_the_controller_hold_still(tiny_wm):
     mpc.set_goal(frame(1))
     step = mpc.act(frame(2), np.zeros(7))
     assert step.fallback and np.all(step.action == 0)
+
+
+def test_missing_executed_action_is_a_clear_error(tiny_wm):
+    mpc = LatentMPC(tiny_wm, CEMPlanner(tiny_wm, PlannerConfig(num_samples=4, num_elites=2, iterations=1)), context_frames=2)
+    mpc.set_goal(frame(1))
+    mpc.act(frame(2), np.zeros(7))
+    with pytest.raises(RuntimeError, match="observe_executed"):
+        mpc.act(frame(3), np.zeros(7))
