@@ -7,7 +7,8 @@ from there the shipped world model predicts two steps for four plans and scores 
 image (cube lifted in the closed hand) with the planner's L1 energy:
     close + lift, open + lift, close + stay, stay.
 `close + lift` vs `open + lift` is what grasping hinges on; `stay` vs `open + lift` is what a 5 cm
-move is worth. For reach-with-object seeds it also measures, on real rendered frames, how much the
+move is worth. Against the grasp sub-goal photo (the hand closed on the cube) it compares `close + stay`
+with `stay`, and the real frames before and after the oracle closes the hand. For reach-with-object seeds it also measures, on real rendered frames, how much the
 energy changes when the carried cube is dropped (gripper opened for two steps) instead of held.
 Prints per-seed values and medians.
 """
@@ -68,8 +69,19 @@ def main() -> None:
         past = torch.tensor(np.stack(actions), dtype=torch.float32)[None] if actions else None
         if z.shape[1] == 1:
             z, s = z[:, 0], s[:, 0]
-        energy = l1_energy(wm.rollout(z, s, plans, past_actions=past), wm.encode(env.goal_image()))
-        row = dict(zip(PLANS, energy.tolist()))
+        predicted = wm.rollout(z, s, plans, past_actions=past)
+        row = dict(zip(PLANS, l1_energy(predicted, wm.encode(env.goal_image())).tolist()))
+        # Against the grasp sub-goal photo (hand closed on the cube): predicted, and on real frames before
+        # and after the oracle closes the hand.
+        z_sub = wm.encode(env.unwrapped.subgoal_images()[0])
+        sub = dict(zip(PLANS, l1_energy(predicted, z_sub).tolist()))
+        row["sub: close"], row["sub: stay"] = sub["close+stay"], sub["stay"]
+        oracle, scene = env.unwrapped.oracle(), env.unwrapped.scene
+        row["sub real: open"] = float((wm.encode(images[-1]) - z_sub).abs().mean())
+        obs = None
+        while oracle.phase in ("above", "descend", "close"):
+            obs, *_ = env.step(oracle.act(scene))
+        row["sub real: closed"] = float((wm.encode(obs["image"]) - z_sub).abs().mean())
         grasp_rows.append(row)
         env.close()
 
@@ -93,6 +105,9 @@ def main() -> None:
     close_gain = med([r["open+lift"] - r["close+lift"] for r in grasp_rows])
     move_gain = med([r["stay"] - r["open+lift"] for r in grasp_rows])
     drop_cost = med([r["drop"] - r["hold"] for r in drop_rows])
+    sub_pred = med([r["sub: stay"] - r["sub: close"] for r in grasp_rows])
+    sub_real = med([r["sub real: open"] - r["sub real: closed"] for r in grasp_rows])
+    print(f"median energy gain of closing the hand, grasp sub-goal: predicted {sub_pred:+.4f}, real frames {sub_real:+.4f}")
     print(f"median energy gain of closing the hand before lifting: {close_gain:+.4f}")
     print(f"median energy gain of lifting 5 cm:                    {move_gain:+.4f}")
     print(f"median energy cost of dropping a carried cube (real):  {drop_cost:+.4f}")
