@@ -16,6 +16,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from apps.cli import parse
+from apps.model_card import write_card
 
 
 def train_config(cfg: DictConfig):
@@ -112,9 +113,7 @@ matrices), warmup-stable-decay LR (peak {cfg.train.lr}), gradient clipping {cfg.
 
 "copy last frame" predicts that nothing changes (z_(t+1) = z_t; for the rollout, every step = frame 0).
 """
-    path = out.with_suffix(".md")
-    path.write_text(card)
-    return path
+    return write_card(out.with_suffix(".md"), card)
 
 
 def main(argv: list[str] | None = None) -> None:

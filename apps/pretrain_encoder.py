@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from apps.cli import parse
+from apps.model_card import write_card
 
 
 def pretrain_config(cfg: DictConfig):
@@ -132,9 +133,7 @@ Composed config (`configs/pretrain_encoder.yaml` + `encoder/{'sim_mini'}` + `tra
   final {rows[-1].get('target_spread') if rows else '?'}.
 - loss log: `{run_dir / 'log.jsonl'}`; resume state: `{run_dir / 'state.pt'}`.
 """
-    path = out.with_suffix(".md")
-    path.write_text(card)
-    return path
+    return write_card(out.with_suffix(".md"), card)
 
 
 def np_mean(x) -> float:
