@@ -7,7 +7,7 @@ through) and `last_energy` / `last_energies` (a planner's chosen energy and its 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,17 +43,21 @@ class PlannerPolicy:
     """The world-model planner: latent MPC toward the goal image's embedding.
 
     With several goal images (sub-goals, then the goal) it plans toward one at a time, moving on after
-    `switch_every` steps or once the chosen plan's energy falls below `switch_energy`, as V-JEPA 2-AC
-    does for pick-and-place; the last image stays the goal to the end."""
+    `switch_every` steps (one count, or one per sub-goal) or once the chosen plan's energy falls below
+    `switch_energy`, as V-JEPA 2-AC does for pick-and-place; the last image stays the goal to the end."""
 
-    def __init__(self, mpc, goal_images, *, switch_every: int | None = None, switch_energy: float | None = None):
+    def __init__(self, mpc, goal_images, *, switch_every: int | Sequence[int] | None = None, switch_energy: float | None = None):
         self.goals = [goal_images] if isinstance(goal_images, np.ndarray) else list(goal_images)
         if not self.goals:
             raise ValueError("PlannerPolicy needs at least one goal image")
         if len(self.goals) > 1 and switch_every is None and switch_energy is None:
             raise ValueError("several goal images need a switching rule (switch_every or switch_energy)")
-        if switch_every is not None and switch_every < 1:
-            raise ValueError(f"switch_every must be >= 1, got {switch_every}")
+        if switch_every is not None:
+            # One step count for every image but the last, or one per image but the last.
+            per_goal = [int(switch_every)] * (len(self.goals) - 1) if np.isscalar(switch_every) else [int(n) for n in switch_every]
+            if len(per_goal) != len(self.goals) - 1 or any(n < 1 for n in per_goal):
+                raise ValueError(f"switch_every must be >= 1, one number or one per sub-goal ({len(self.goals) - 1}), got {switch_every}")
+            switch_every = per_goal
         self.mpc, self.switch_every, self.switch_energy = mpc, switch_every, switch_energy
         self.mpc.reset()
         self.current_goal, self._steps_on_goal, self.energy_goal = 0, 0, 0
@@ -79,7 +83,7 @@ class PlannerPolicy:
         return self.energy_goal == len(self.goals) - 1
 
     def _goal_done(self, energy: float) -> bool:
-        if self.switch_every is not None and self._steps_on_goal >= self.switch_every:
+        if self.switch_every is not None and self._steps_on_goal >= self.switch_every[self.current_goal]:
             return True
         return self.switch_energy is not None and bool(np.isfinite(energy)) and energy < self.switch_energy
 

@@ -58,6 +58,17 @@ def test_switch_every_walks_the_goals_in_order_and_drops_the_stale_warm_start(ti
     assert warm == [False, True, False, True, False, True, True]
 
 
+def test_switch_every_can_give_each_subgoal_its_own_share(tiny_wm):
+    policy = PlannerPolicy(make_mpc(tiny_wm), [image(100), image(101), image(102)], switch_every=[3, 1])
+    seen = []
+    for t in range(6):
+        policy.executed(policy.act(Obs(t)))
+        seen.append(policy.energy_goal)
+    assert seen == [0, 0, 0, 1, 2, 2]
+    with pytest.raises(ValueError, match="one per sub-goal"):
+        PlannerPolicy(make_mpc(tiny_wm), [image(1), image(2), image(3)], switch_every=[3])
+
+
 def test_switch_energy_moves_on_as_soon_as_the_plan_is_good_enough(tiny_wm):
     goals = [image(100), image(101)]
     policy = PlannerPolicy(make_mpc(tiny_wm), goals, switch_energy=float("inf"))
