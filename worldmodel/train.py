@@ -269,6 +269,31 @@ def post_train(
         torch.use_deterministic_algorithms(was_deterministic)
 
 
+# Settings that only change bookkeeping, not the optimisation: a resumed run may change them.
+RESUME_FREE = frozenset({"checkpoint_every", "log_every", "step_delay_s", "val_max_clips", "deterministic"})
+
+
+def check_resumable(state_path: Path, state: dict, predictor_cfg: dict, cfg: TrainConfig) -> None:
+    """A run_dir's state may only be resumed by the same recipe: a changed step count, LR, batch or
+    predictor would silently splice two different runs into one set of weights."""
+    saved_train = {k: v for k, v in (state.get("train_cfg") or {}).items() if k not in RESUME_FREE}
+    now_train = {k: v for k, v in cfg.__dict__.items() if k not in RESUME_FREE}
+    diffs = [f"train.{k}: {saved_train.get(k)!r} -> {now_train.get(k)!r}"
+             for k in sorted(set(saved_train) | set(now_train))
+             if _plain(saved_train.get(k)) != _plain(now_train.get(k))]
+    saved_pred = state.get("predictor_cfg") or {}
+    diffs += [f"predictor.{k}: {saved_pred.get(k)!r} -> {predictor_cfg.get(k)!r}"
+              for k in sorted(set(saved_pred) | set(predictor_cfg))
+              if _plain(saved_pred.get(k)) != _plain(predictor_cfg.get(k))]
+    if diffs:
+        raise ValueError(f"{state_path} (step {state.get('step')}) was written with other settings ({'; '.join(diffs)}): "
+                         f"resume with the same settings, or give a new run_dir to start afresh")
+
+
+def _plain(value):
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
 def _post_train(data, encoder_path, predictor_cfg: dict, cfg: TrainConfig, *, run_dir, out, camera, device, threads,
                 max_steps_this_call, progress) -> dict:
     from tqdm import tqdm
@@ -323,6 +348,7 @@ def _post_train(data, encoder_path, predictor_cfg: dict, cfg: TrainConfig, *, ru
     state_path, log_path = run_dir / "state.pt", run_dir / "log.jsonl"
     if state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=False)
+        check_resumable(state_path, state, predictor_cfg, cfg)
         predictor.load_state_dict(state["predictor"])
         optimizer.load_state_dict(state["optimizer"])
         sampler.load_state_dict(state["sampler"])

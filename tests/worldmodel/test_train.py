@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,19 @@ def test_short_run_learns_beats_nothing_silently_and_writes_a_loadable_predictor
     assert wm.rollout(z, torch.zeros(1, 7), torch.zeros(5, 3, 7)).shape == (5, 3, 16, 64)
     _, meta = checkpoints.read_safetensors(out)
     assert meta["extra"]["validation"] == v and meta["extra"]["camera"] == "exterior"
+
+
+def test_resuming_with_another_recipe_is_refused_and_names_the_change(tmp_path):
+    data, enc = make_dataset(tmp_path / "d", 4), save_encoder(tmp_path / "enc.safetensors")
+    cfg = TrainConfig(steps=4, batch_size=2, warmup_steps=1, checkpoint_every=2, val_max_clips=4)
+    post_train(data, enc, PRED, cfg, run_dir=tmp_path / "run", max_steps_this_call=2, progress=False)
+    with pytest.raises(ValueError, match=r"train\.steps: 4 -> 8.*new run_dir"):
+        post_train(data, enc, PRED, replace(cfg, steps=8), run_dir=tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match=r"predictor\.depth"):
+        post_train(data, enc, {**PRED, "depth": PRED.get("depth", 1) + 1}, cfg, run_dir=tmp_path / "run", progress=False)
+    # Bookkeeping settings may change on resume.
+    s = post_train(data, enc, PRED, replace(cfg, log_every=1, checkpoint_every=1), run_dir=tmp_path / "run", progress=False)
+    assert s["complete"] and s["step"] == 4
 
 
 def test_bad_datasets_name_the_problem(tmp_path):
