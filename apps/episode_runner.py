@@ -91,8 +91,9 @@ class PlannerPolicy:
         self.mpc.observe_executed(sent)
 
 
-def even_switch_every(budget: int, n_goals: int, switch_every: int | None, switch_energy: float | None) -> int | None:
-    """With sub-goals and no rule given, each image gets an even share of the step budget."""
+def even_switch_every(budget: int, n_goals: int, switch_every, switch_energy: float | None):
+    """With sub-goals and no rule given, each image gets an even share of the step budget; a rule that
+    was given (a step count, one per sub-goal, or none with an energy rule) is returned unchanged."""
     if n_goals > 1 and switch_every is None and switch_energy is None:
         return max(1, budget // n_goals)
     return switch_every

@@ -1,9 +1,10 @@
 """plan-goal --goal goal.png: drive a robot to the scene in a goal image.
 
 The receding-horizon loop: observe, choose an action, send it through the driver's safety layer, log the
-step, repeat until the step budget (or, in the sim, success). With `--subgoals a.png,b.png` the planner aims
-at each sub-goal image in turn (an even share of the budget each, or `subgoals.switch_energy`), then the goal. Every step prints its timing and, in the
+step, repeat until the step budget (or, in the sim, success). Every step prints its timing and, in the
 sim, the privileged distance to the goal; the episode is written to `log_dir` as a trajectory dataset.
+With `--subgoals a.png,b.png` the planner aims at each sub-goal image in turn (an even share of the budget
+each, `subgoals.switch_every` or `subgoals.switch_energy`), then at the goal.
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ def run(cfg: DictConfig) -> dict:
     if viz:
         viz.log_goal(goal_image)
         viz.log_subgoals(subgoal_images)
+    if subgoal_paths and cfg.policy != "planner":
+        log.warning("plan-goal: policy=%s ignores the sub-goal images (only the planner uses them)", cfg.policy)
     via = f" via {len(subgoal_paths)} sub-goal(s)" if subgoal_paths and cfg.policy == "planner" else ""
     print(f"plan-goal: task={env_cfg.task} policy={cfg.policy} goal={goal_path} ({goal_image.shape[1]}x{goal_image.shape[0]}){via} budget={budget}")
     t_start = time.perf_counter()
