@@ -23,7 +23,7 @@ import random
 import signal
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -320,6 +320,7 @@ class Pretrainer:
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": np.random.get_state(),
             "python_rng": random.getstate(),
+            "recipe": {"train": asdict(self.cfg)},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -348,6 +349,34 @@ def atomic_torch_save(obj, path: Path) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def check_same_recipe(state_path: Path, state: dict, recipe: dict[str, dict], free: frozenset[str] = frozenset()) -> None:
+    """A run_dir's state may only be resumed by the recipe that wrote it: a changed step count, LR,
+    batch or architecture would silently splice two different runs into one set of weights. `recipe`
+    is {section: settings}; settings named in `free` (bookkeeping) may change. States written before
+    recipes were recorded are not checked."""
+    saved = state.get("recipe") or {}
+    diffs = []
+    for section, now in recipe.items():
+        if section not in saved:
+            continue
+        before = {k: v for k, v in saved[section].items() if k not in free}
+        now = {k: v for k, v in now.items() if k not in free}
+        diffs += [f"{section}.{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now))
+                  if _plain(before.get(k)) != _plain(now.get(k))]
+    if diffs:
+        raise ValueError(f"{state_path} (step {state.get('step')}) was written with other settings ({'; '.join(diffs)}): "
+                         f"resume with the same settings, or give a new run_dir to start afresh")
+
+
+def _plain(value):
+    """Tuples and lists compare equal (configs arrive as either)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -431,7 +460,9 @@ def pretrain(
     run_dir.mkdir(parents=True, exist_ok=True)
     state_path, log_path = run_dir / "state.pt", run_dir / "log.jsonl"
     if state_path.exists():
-        trainer.load_state_dict(torch.load(state_path, map_location=trainer.device, weights_only=False))
+        state = torch.load(state_path, map_location=trainer.device, weights_only=False)
+        check_same_recipe(state_path, state, {"train": asdict(cfg)})
+        trainer.load_state_dict(state)
         log.info("resumed from %s at step %d", state_path, trainer.step_count)
     truncate_log(log_path, trainer.step_count)
     starts = memory.clip_starts(cfg.num_frames, cfg.frame_step)

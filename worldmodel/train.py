@@ -48,7 +48,9 @@ from worldmodel.data.clips import (
 )
 from worldmodel.data.feature_cache import build_feature_cache, default_frame_encoder
 from worldmodel.predictor import ACPredictor
-from worldmodel.pretrain import StopFlag, atomic_torch_save, atomic_write_text, param_groups, truncate_log
+from worldmodel.pretrain import (
+    StopFlag, atomic_torch_save, atomic_write_text, check_same_recipe, param_groups, truncate_log,
+)
 
 log = logging.getLogger(__name__)
 
@@ -273,27 +275,6 @@ def post_train(
 RESUME_FREE = frozenset({"checkpoint_every", "log_every", "step_delay_s", "val_max_clips", "deterministic"})
 
 
-def check_resumable(state_path: Path, state: dict, predictor_cfg: dict, cfg: TrainConfig) -> None:
-    """A run_dir's state may only be resumed by the same recipe: a changed step count, LR, batch or
-    predictor would silently splice two different runs into one set of weights."""
-    saved_train = {k: v for k, v in (state.get("train_cfg") or {}).items() if k not in RESUME_FREE}
-    now_train = {k: v for k, v in cfg.__dict__.items() if k not in RESUME_FREE}
-    diffs = [f"train.{k}: {saved_train.get(k)!r} -> {now_train.get(k)!r}"
-             for k in sorted(set(saved_train) | set(now_train))
-             if _plain(saved_train.get(k)) != _plain(now_train.get(k))]
-    saved_pred = state.get("predictor_cfg") or {}
-    diffs += [f"predictor.{k}: {saved_pred.get(k)!r} -> {predictor_cfg.get(k)!r}"
-              for k in sorted(set(saved_pred) | set(predictor_cfg))
-              if _plain(saved_pred.get(k)) != _plain(predictor_cfg.get(k))]
-    if diffs:
-        raise ValueError(f"{state_path} (step {state.get('step')}) was written with other settings ({'; '.join(diffs)}): "
-                         f"resume with the same settings, or give a new run_dir to start afresh")
-
-
-def _plain(value):
-    return list(value) if isinstance(value, (list, tuple)) else value
-
-
 def _post_train(data, encoder_path, predictor_cfg: dict, cfg: TrainConfig, *, run_dir, out, camera, device, threads,
                 max_steps_this_call, progress) -> dict:
     from tqdm import tqdm
@@ -348,7 +329,9 @@ def _post_train(data, encoder_path, predictor_cfg: dict, cfg: TrainConfig, *, ru
     state_path, log_path = run_dir / "state.pt", run_dir / "log.jsonl"
     if state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=False)
-        check_resumable(state_path, state, predictor_cfg, cfg)
+        if "recipe" not in state and "train_cfg" in state:  # states written before the recipe key
+            state["recipe"] = {"train": state["train_cfg"], "predictor": state["predictor_cfg"]}
+        check_same_recipe(state_path, state, {"train": cfg.__dict__, "predictor": dict(predictor_cfg)}, RESUME_FREE)
         predictor.load_state_dict(state["predictor"])
         optimizer.load_state_dict(state["optimizer"])
         sampler.load_state_dict(state["sampler"])
@@ -370,7 +353,7 @@ def _post_train(data, encoder_path, predictor_cfg: dict, cfg: TrainConfig, *, ru
                 "scheduler": {"name": "wsd", "step": step},  # the LR is a pure function of the step
                 "sampler": sampler.state_dict(), "step": step, "train_time_s": train_time,
                 "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
-                "predictor_cfg": dict(predictor_cfg), "train_cfg": cfg.__dict__,
+                "recipe": {"train": cfg.__dict__, "predictor": dict(predictor_cfg)},
             }, state_path)
 
     params = [p for g in optimizer.param_groups for p in g["params"]]

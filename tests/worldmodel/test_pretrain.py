@@ -141,7 +141,11 @@ def test_resume_equals_uninterrupted_and_exports_the_ema_encoder(tmp_path):
     sb = pretrain(b, mem, tmp_path / "rb", tmp_path / "b.safetensors", checkpoint_every=4, log_every=1,
                   progress=False, max_steps_this_call=7)  # stops early, state saved at step 7
     assert not sb["complete"] and not (tmp_path / "b.safetensors").exists()
-    b = build_pretrainer(ENC, PRED, PretrainConfig(steps=12, batch_size=4, warmup_steps=2, seed=123))  # fresh process
+    other = build_pretrainer(ENC, PRED, PretrainConfig(steps=24, batch_size=4, warmup_steps=2))
+    with pytest.raises(ValueError, match=r"train\.steps: 12 -> 24.*new run_dir"):  # another recipe: refused
+        pretrain(other, mem, tmp_path / "rb", tmp_path / "b.safetensors", progress=False)
+    # A fresh process: its weights and sampling noise start from the seed; the state replaces both.
+    b = build_pretrainer(ENC, PRED, cfg)
     pretrain(b, mem, tmp_path / "rb", tmp_path / "b.safetensors", checkpoint_every=4, log_every=1, progress=False)
     for k, v in a.target.state_dict().items():
         assert torch.equal(v, b.target.state_dict()[k]), k
