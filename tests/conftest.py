@@ -10,6 +10,19 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 
+@pytest.fixture(scope="module")
+def tiny_wm():
+    """A tiny random encoder + predictor as a world model (2 x 2 patches of 64-d): planner plumbing tests."""
+    from worldmodel.encoder import build_encoder
+    from worldmodel.predictor import ACPredictor
+    from worldmodel.world_model import VJEPAWorldModel
+
+    torch.manual_seed(0)
+    enc = build_encoder("vit_micro", patch_size=16, img_size=32)
+    pred = ACPredictor(embed_dim=64, predictor_embed_dim=32, depth=2, num_heads=2, grid_size=2)
+    return VJEPAWorldModel.from_modules(enc, pred)
+
+
 @pytest.fixture
 def one_torch_thread():
     """Tiny models train fastest on one intra-op thread (and far faster on a busy machine)."""

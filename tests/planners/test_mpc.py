@@ -2,13 +2,9 @@
 
 import numpy as np
 import pytest
-import torch
 
 from planners import CEMPlanner, PlannerConfig
 from planners.mpc import LatentMPC
-from worldmodel.encoder import build_encoder
-from worldmodel.predictor import ACPredictor
-from worldmodel.world_model import VJEPAWorldModel
 
 
 class RecordingWorldModel:
@@ -21,14 +17,6 @@ class RecordingWorldModel:
     def rollout(self, z, state, actions, **kw):
         self.calls.append((tuple(z.shape), tuple(state.shape), None if kw.get("past_actions") is None else tuple(kw["past_actions"].shape)))
         return self.wm.rollout(z, state, actions, **kw)
-
-
-@pytest.fixture(scope="module")
-def tiny_wm():
-    torch.manual_seed(0)
-    enc = build_encoder("vit_micro", patch_size=16, img_size=32)
-    pred = ACPredictor(embed_dim=64, predictor_embed_dim=32, depth=2, num_heads=2, grid_size=2)
-    return VJEPAWorldModel.from_modules(enc, pred)
 
 
 def frame(seed):
