@@ -72,7 +72,7 @@ def run_job(job: EpisodeJob) -> dict:
     obs = driver.reset(seed=job.seed)
     if _worker["recorder"] is None:
         size = obs.image.shape[:2]
-        _worker["recorder"] = EpisodeRecorder(cfg.out, cfg.camera, size, fps=round(1 / driver.env.controller.cfg.control_dt), privileged=True)
+        _worker["recorder"] = EpisodeRecorder(cfg.out, cfg.env.camera, size, fps=round(1 / driver.env.controller.cfg.control_dt), privileged=True)
     recorder = _worker["recorder"]
     rng = np.random.default_rng(job.seed + 1_000_003)
     scene = driver.env.scene
@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
             "--workers": ("workers", "parallel processes"),
             "--size": ("env.image_size", "camera image side in pixels"),
             "--seed": ("env.seed", "seed of the first episode"),
+            "--camera": ("env.camera", "sim camera: exterior | workspace (also the dataset's camera name)"),
         },
         argv,
     )

@@ -43,6 +43,26 @@ def load_world_model(cfg: Mapping[str, Any]):
     raise ValueError(f"world_model.source must be safetensors or official, got {cfg['source']!r}")
 
 
+def check_sim_camera(world_model_cfg: Mapping[str, Any], env_cfg: Mapping[str, Any], driver_cfg: Mapping[str, Any]) -> None:
+    """Refuse to plan in the sim from another camera than the one the predictor was post-trained on: every
+    energy would compare views the model never saw, and the episode would fail for no visible reason."""
+    if driver_cfg["type"] != "sim" or world_model_cfg["source"] != "safetensors":
+        return
+    from envs.scene import CAMERAS
+    from worldmodel.checkpoints import read_metadata
+
+    predictor = resolve_path(world_model_cfg["predictor"])
+    if not predictor.exists():
+        return  # load_world_model names the missing file
+    trained = read_metadata(predictor)["extra"].get("camera")
+    camera = env_cfg.get("camera") or "exterior"
+    if trained in CAMERAS and trained != camera:
+        raise ValueError(
+            f"world_model.predictor {predictor} was post-trained on the sim's {trained!r} camera, but env.camera={camera}; "
+            f"set env.camera={trained} (and render goal images with --camera {trained}) or choose a model trained on {camera!r}"
+        )
+
+
 def planner_config(cfg: Mapping[str, Any]) -> PlannerConfig:
     fields = PlannerConfig.__dataclass_fields__
     return PlannerConfig(**{k: v for k, v in cfg.items() if k in fields})

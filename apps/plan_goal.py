@@ -65,6 +65,10 @@ def run(cfg: DictConfig) -> dict:
     subgoal_images = [load_goal_image(p) for p in subgoal_paths]
     spec = load_episode_spec(goal_path)
     env_cfg = OmegaConf.merge(cfg.env, {"task": spec.task} if spec else {})
+    if cfg.policy == "planner":
+        from apps.models import check_sim_camera
+
+        check_sim_camera(cfg.world_model, env_cfg, cfg.driver)
     driver = make_driver(cfg.driver, env_cfg, episode=spec)
     if cfg.policy == "oracle" and spec is None:
         raise SystemExit(f"plan-goal: policy=oracle needs {sidecar_path(goal_path)} (written by render-goal)")
@@ -81,7 +85,7 @@ def run(cfg: DictConfig) -> dict:
         policy = PlannerPolicy(make_mpc(load_world_model(cfg.world_model), cfg.planner), goals, switch_every=every, switch_energy=sub.switch_energy)
     else:
         policy = OraclePolicy(driver) if cfg.policy == "oracle" else RandomPolicy(int(cfg.env.seed))
-    recorder = EpisodeRecorder(cfg.log_dir, cfg.camera, obs.image.shape[:2], fps=4, privileged=bool(obs.info))
+    recorder = EpisodeRecorder(cfg.log_dir, cfg.env.camera, obs.image.shape[:2], fps=4, privileged=bool(obs.info))
     recorder.start(f"reach the goal image {goal_path.name}", obs)
     viz = RerunLogger(cfg.rerun) if cfg.rerun else None
     if viz:

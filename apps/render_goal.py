@@ -28,7 +28,7 @@ def subgoal_path(image_path: Path, index: int) -> Path:
 def render_goal(cfg: DictConfig) -> tuple[Path, Path, list[Path]]:
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    env = make_task_env(cfg.env.task, image_size=int(cfg.env.image_size))
+    env = make_task_env(cfg.env.task, image_size=int(cfg.env.image_size), camera=str(cfg.env.camera))
     try:
         env.reset(seed=int(cfg.env.seed))
         *subgoals, goal = env.subgoal_images()
@@ -52,13 +52,15 @@ def main(argv: list[str] | None = None) -> None:
             "--seed": ("env.seed", "episode seed"),
             "--out": ("out", "goal image path (.png)"),
             "--size": ("env.image_size", "image side in pixels"),
+            "--camera": ("env.camera", "sim camera: exterior | workspace (the one the world model was trained on)"),
         },
         argv,
     )
     image, spec, subgoals = render_goal(cfg)
     print(json.dumps({"goal_image": str(image), "episode_spec": str(spec), "subgoal_images": [str(p) for p in subgoals]}))
     if subgoals:
-        print(f"plan through the sub-goals with: plan-goal --goal {image} --subgoals {','.join(str(p) for p in subgoals)}")
+        camera = "" if cfg.env.camera == "exterior" else f" env.camera={cfg.env.camera}"
+        print(f"plan through the sub-goals with: plan-goal --goal {image} --subgoals {','.join(str(p) for p in subgoals)}{camera}")
 
 
 if __name__ == "__main__":

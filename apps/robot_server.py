@@ -38,7 +38,8 @@ def make_backend_factory(cfg: DictConfig):
     limits = safety_limits(cfg.safety)
     if cfg.backend == "sim":
         env = cfg.env
-        return lambda: SimBackend(task=env.task, image_size=int(env.image_size), seed=int(env.seed), limits=limits, max_steps=env.max_steps)
+        return lambda: SimBackend(task=env.task, image_size=int(env.image_size), seed=int(env.seed), limits=limits,
+                                  max_steps=env.max_steps, camera=str(env.get("camera") or "exterior"))
     if cfg.backend == "franky":
 
         def factory():

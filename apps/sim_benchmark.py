@@ -173,6 +173,10 @@ def benchmark(cfg: DictConfig) -> dict:
     unknown = set(policies) - {"planner", "random", "oracle"}
     if unknown:
         raise SystemExit(f"sim-benchmark: unknown policies {sorted(unknown)} (planner, random, oracle)")
+    if "planner" in policies:
+        from apps.models import check_sim_camera
+
+        check_sim_camera(cfg.world_model, cfg.env, cfg.driver)
     seeds = benchmark_seeds(cfg)
     jobs = [Job(t, p, s) for t in tasks for p in policies for s in seeds]
     out = Path(cfg.out)

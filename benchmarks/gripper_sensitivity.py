@@ -1,6 +1,6 @@
 """How much the planning energy sees the gripper and the cube, next to how much it sees a 5 cm move.
 
-    python benchmarks/gripper_sensitivity.py --seeds 10
+    python benchmarks/gripper_sensitivity.py --seeds 10 [plan-goal overrides, e.g. env.camera=workspace]
 
 For each grasp seed the oracle brings the open hand around the cube (the step before it would close);
 from there the shipped world model predicts two steps for four plans and scores them against the goal
@@ -55,14 +55,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=1000)
+    parser.add_argument("overrides", nargs="*", help="plan-goal config overrides (world model, camera)")
     args = parser.parse_args()
-    cfg = compose_config("plan_goal", [])
+    cfg = compose_config("plan_goal", args.overrides)
     wm = load_world_model(cfg.world_model)
     frames = int(cfg.planner.context_frames)
     plans = torch.tensor(list(PLANS.values()), dtype=torch.float32)  # [4, 2, 7]
     grasp_rows, drop_rows = [], []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        env = envs.make_task_env("grasp", image_size=int(cfg.env.image_size))
+        env = envs.make_task_env("grasp", image_size=int(cfg.env.image_size), camera=str(cfg.env.camera))
         images, states, actions = pre_close_context(env, seed, frames)
         z = wm.encode(np.stack(images))[None]
         s = torch.tensor(np.stack(states), dtype=torch.float32)[None]
@@ -85,7 +86,7 @@ def main() -> None:
         grasp_rows.append(row)
         env.close()
 
-        env = envs.make_task_env("reach_with_object", image_size=int(cfg.env.image_size))
+        env = envs.make_task_env("reach_with_object", image_size=int(cfg.env.image_size), camera=str(cfg.env.camera))
         real = {}
         for name, grip in (("hold", 0.0), ("drop", -1.0)):
             obs, _ = env.reset(seed=seed)

@@ -1,4 +1,4 @@
-"""Offscreen rendering of the exterior camera, tuned for throughput: no shadows, reflections, skybox or
+"""Offscreen rendering of one scene camera, tuned for throughput: no shadows, reflections, skybox or
 multisampling (about 10x cheaper than MuJoCo's defaults on a CPU)."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The MuJoCo scene: a Franka Panda on a table, a graspable cube and a DROID-like exterior camera.
+"""The MuJoCo scene: a Franka Panda on a table, a graspable cube, a DROID-like exterior camera and a
+workspace camera framed on the table.
 
 The arm's kinematics and meshes come from the gymnasium-robotics wheel (see `assets.py`); the table,
 cube, camera, lights and the actuator gains are ours. The arm is driven through position actuators on
@@ -38,12 +39,25 @@ class SceneConfig:
     camera_eye: tuple[float, float, float] = (1.0, -0.9, 0.85)
     camera_target: tuple[float, float, float] = (0.38, 0.0, 0.2)
     camera_fovy: float = 48.0
+    # In front of the table, framed on where cubes, hands and goals are sampled (hand heights up to 0.4 m
+    # stay in view). The fingers open left-right in the image and cover ~3x the pixels they do from
+    # "exterior", so a small encoder at 96 px can see whether the hand is closed on the cube.
+    workspace_eye: tuple[float, float, float] = (1.15, -0.12, 0.66)
+    workspace_target: tuple[float, float, float] = (0.5, 0.0, 0.25)
+    workspace_fovy: float = 48.0
+
+
+CAMERAS = ("exterior", "workspace")
+
+
+def _camera_xml(name: str, eye, target, fovy: float) -> str:
+    xyaxes = " ".join(f"{v:.6f}" for v in look_at_xyaxes(np.array(eye), np.array(target)))
+    pos = " ".join(str(v) for v in eye)
+    return f'<camera name="{name}" mode="fixed" pos="{pos}" xyaxes="{xyaxes}" fovy="{fovy}"/>'
 
 
 def _scene_xml(cfg: SceneConfig) -> str:
     assets = franka_asset_dir()
-    xyaxes = " ".join(f"{v:.6f}" for v in look_at_xyaxes(np.array(cfg.camera_eye), np.array(cfg.camera_target)))
-    eye = " ".join(str(v) for v in cfg.camera_eye)
     h = cfg.cube_half_size
     arm_actuators = "\n".join(
         f'<position name="a{i}" joint="{j}" kp="{ARM_KP[i]}" kv="{ARM_KV[i]}" forcerange="{-ARM_FORCE[i]} {ARM_FORCE[i]}"/>'
@@ -89,7 +103,8 @@ def _scene_xml(cfg: SceneConfig) -> str:
       <geom name="cube_geom" type="box" size="{h} {h} {h}" mass="{cfg.cube_mass}" material="cube_mat"
             friction="1.5 0.02 0.001" condim="4" solref="0.005 1"/>
     </body>
-    <camera name="exterior" mode="fixed" pos="{eye}" xyaxes="{xyaxes}" fovy="{cfg.camera_fovy}"/>
+    {_camera_xml("exterior", cfg.camera_eye, cfg.camera_target, cfg.camera_fovy)}
+    {_camera_xml("workspace", cfg.workspace_eye, cfg.workspace_target, cfg.workspace_fovy)}
   </worldbody>
   <actuator>
     {arm_actuators}
@@ -129,7 +144,6 @@ class FrankaScene:
         self.cube_geom = m.geom("cube_geom").id
         self.ee_site = m.site("end_effector").id
         self.finger_bodies = (m.body("panda0_leftfinger").id, m.body("panda0_rightfinger").id)
-        self.camera = m.camera("exterior").id
         self.data = mujoco.MjData(m)
         self.reset_to_home()
 

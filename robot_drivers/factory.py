@@ -26,6 +26,7 @@ def make_driver(driver_cfg: Mapping[str, Any], env_cfg: Mapping[str, Any], episo
         return SimDriver(
             task=env_cfg["task"],
             image_size=int(env_cfg["image_size"]),
+            camera=str(env_cfg.get("camera") or "exterior"),
             seed=int(env_cfg["seed"]),
             episode=episode,
             limits=safety_limits(driver_cfg["safety"]),

@@ -118,8 +118,9 @@ class SimBackend:
 
     name = "sim"
 
-    def __init__(self, task: str = "reach", image_size: int = 256, seed: int = 0, limits: SafetyLimits = SafetyLimits(), max_steps: int | None = None):
-        self._kw = {"image_size": image_size, "seed": seed, "limits": limits, "max_steps": max_steps}
+    def __init__(self, task: str = "reach", image_size: int = 256, seed: int = 0, limits: SafetyLimits = SafetyLimits(),
+                 max_steps: int | None = None, camera: str = "exterior"):
+        self._kw = {"image_size": image_size, "seed": seed, "limits": limits, "max_steps": max_steps, "camera": camera}
         self.task = task
         self.driver = self._make(task)
         self.driver.reset()
@@ -165,7 +166,7 @@ class SimBackend:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "backend": self.name, "task": self.task, "image_size": self._kw["image_size"], "camera": "exterior (rendered)",
+            "backend": self.name, "task": self.task, "image_size": self._kw["image_size"], "camera": f"{self._kw['camera']} (rendered)",
             "privileged_info": True, "max_steps": int(self.driver.env.max_steps),
         }
 

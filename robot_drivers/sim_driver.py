@@ -19,8 +19,9 @@ class SimDriver:
         episode: EpisodeSpec | None = None,
         limits: SafetyLimits = SafetyLimits(),
         max_steps: int | None = None,
+        camera: str = "exterior",
     ):
-        self.env = make_task_env(task, image_size=image_size, max_steps=max_steps)
+        self.env = make_task_env(task, image_size=image_size, max_steps=max_steps, camera=camera)
         self.safety = SafetyLayer(limits)
         self.seed, self.episode = seed, episode
         self._obs: Observation | None = None

@@ -307,21 +307,27 @@ def save_module(module: VisionTransformer | ACPredictor, path: str | os.PathLike
     save_file(tensors, str(path), metadata=meta)
 
 
-def read_safetensors(path: str | os.PathLike) -> tuple[StateDict, dict]:
-    """(weights, metadata with "arch" / "extra" parsed) of a file written by ``save_module``."""
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The metadata of a file written by ``save_module`` ("arch" / "extra" parsed), without its weights."""
     from safetensors import safe_open
-    from safetensors.torch import load_file
 
     with safe_open(str(path), framework="pt") as f:
         raw = f.metadata() or {}
     if raw.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} file (metadata format={raw.get('format')!r})")
-    meta = {
+    return {
         "format": raw["format"],
         "kind": raw["kind"],
         "arch": json.loads(raw["arch"]),
         "extra": json.loads(raw.get("extra", "{}")),
     }
+
+
+def read_safetensors(path: str | os.PathLike) -> tuple[StateDict, dict]:
+    """(weights, metadata with "arch" / "extra" parsed) of a file written by ``save_module``."""
+    from safetensors.torch import load_file
+
+    meta = read_metadata(path)
     return load_file(str(path)), meta
 
 

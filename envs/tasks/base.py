@@ -17,7 +17,7 @@ import numpy as np
 from envs.controller import ControllerConfig, EndEffectorController
 from envs.geometry import delta_action
 from envs.rendering import FastRenderer
-from envs.scene import FINGER_OPEN, HOME_QPOS, FrankaScene, SceneConfig
+from envs.scene import CAMERAS, FINGER_OPEN, HOME_QPOS, FrankaScene, SceneConfig
 
 # Gripper pointing straight down, fingers opening along the base y axis: Euler (pi, 0, 0).
 DOWN = np.diag([1.0, -1.0, -1.0])
@@ -127,7 +127,8 @@ class Oracle:
 
 
 class FrankaTaskEnv(gym.Env):
-    """A Franka task as a gymnasium env: observations are the exterior camera image and the 7-D state."""
+    """A Franka task as a gymnasium env: observations are one camera's image (`camera`, one of
+    `envs.scene.CAMERAS`) and the 7-D state."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
@@ -139,13 +140,16 @@ class FrankaTaskEnv(gym.Env):
         scene_cfg: SceneConfig | None = None,
         controller_cfg: ControllerConfig | None = None,
         render_mode: str | None = "rgb_array",
+        camera: str = "exterior",
     ):
-        self.task = task
+        if camera not in CAMERAS:
+            raise ValueError(f"camera must be one of {CAMERAS}, got {camera!r}")
+        self.task, self.camera = task, camera
         self.max_steps = max_steps or task.max_steps
         scene_cfg = scene_cfg or SceneConfig(image_height=image_size, image_width=image_size)
         self.scene = FrankaScene(scene_cfg)
         self.controller = EndEffectorController(self.scene, controller_cfg or ControllerConfig())
-        self.renderer = FastRenderer(self.scene.model, scene_cfg.image_height, scene_cfg.image_width)
+        self.renderer = FastRenderer(self.scene.model, scene_cfg.image_height, scene_cfg.image_width, camera)
         self.render_mode = render_mode
         self._goal_data = mujoco.MjData(self.scene.model)
         h, w = scene_cfg.image_height, scene_cfg.image_width

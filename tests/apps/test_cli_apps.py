@@ -49,7 +49,7 @@ def test_render_goal_then_plan_goal_reaches_it(tmp_path, capsys):
 def test_collect_trajectories_writes_a_readable_dataset(tmp_path, capsys):
     out = tmp_path / "data"
     collect_trajectories.main(
-        ["--out", str(out), "--episodes", "4", "--workers", "2", "--size", "32", "random_fraction=0.5"]
+        ["--out", str(out), "--episodes", "4", "--workers", "2", "--size", "32", "--camera", "workspace", "random_fraction=0.5"]
     )
     summary = json.loads(capsys.readouterr().out)
     assert summary["episodes"] == 4
@@ -61,7 +61,8 @@ def test_collect_trajectories_writes_a_readable_dataset(tmp_path, capsys):
     # Logged actions are the ones that moved the robot: state[t+1] ~ state[t] + action[t] (controller error only).
     np.testing.assert_allclose(ep.states[1:, :3], ep.states[:-1, :3] + ep.actions[:-1, :3], atol=0.01)
     assert np.all(ep.actions[-1] == 0)
-    assert ds.episode_frames(0, "exterior").shape == (ep.length, 32, 32, 3)
+    assert sorted(ds.cameras) == ["workspace"]  # the sim camera's name
+    assert ds.episode_frames(0, "workspace").shape == (ep.length, 32, 32, 3)
 
 
 @pytest.mark.slow
@@ -132,6 +133,29 @@ def test_plan_goal_through_rendered_subgoals(tmp_path, capsys, tiny_world_model_
     (tmp_path / "broken.png").write_bytes(b"not an image")
     with pytest.raises(ValueError, match="broken.png"):
         plan_goal.main(["--goal", str(goal), "--subgoals", str(tmp_path / "broken.png"), "env.image_size=32", *tiny_world_model_files])
+
+
+def test_the_sim_camera_must_be_the_one_the_predictor_was_trained_on(tmp_path, capsys, tiny_world_model_files):
+    from apps import sim_benchmark
+    from worldmodel.checkpoints import load_module, save_module
+
+    tiny = dict(o.split("=", 1) for o in tiny_world_model_files if o.startswith("world_model."))
+    workspace_predictor = tmp_path / "pred_workspace.safetensors"
+    save_module(load_module(tiny["world_model.predictor"], kind="predictor"), workspace_predictor, extra={"camera": "workspace"})
+    overrides = [*tiny_world_model_files, f"world_model.predictor={workspace_predictor}", "env.image_size=32"]
+    goal = tmp_path / "goal.png"
+    render_goal.main(["--task", "reach", "--seed", "2", "--out", str(goal), "--size", "32", "--camera", "workspace"])
+    with pytest.raises(ValueError, match="post-trained on the sim's 'workspace' camera, but env.camera=exterior"):
+        plan_goal.main(["--goal", str(goal), "--steps", "1", "--log-dir", str(tmp_path / "log"), *overrides])
+    with pytest.raises(ValueError, match="set env.camera=workspace"):
+        sim_benchmark.main(["--seeds", "1", "--workers", "1", "--out", str(tmp_path / "bench"), "tasks=[reach]", *overrides])
+    assert not (tmp_path / "log").exists() and not (tmp_path / "bench").exists()  # refused before anything ran
+    # The matching camera plans, and the episode is logged under that camera's name.
+    plan_goal.main(["--goal", str(goal), "--steps", "1", "--log-dir", str(tmp_path / "log"), "env.camera=workspace", *overrides])
+    ds = LeRobotDataset(tmp_path / "log")
+    assert ds.episode_frames(0, "workspace").shape[1:] == (32, 32, 3)
+    # The oracle and random policies need no world model, so no camera check.
+    plan_goal.main(["--goal", str(goal), "--policy", "random", "--steps", "1", "--log-dir", str(tmp_path / "log2"), *overrides])
 
 
 def test_plan_goal_names_a_missing_checkpoint(tmp_path):

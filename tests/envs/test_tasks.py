@@ -161,3 +161,36 @@ def test_fingers_really_hold_the_cube_against_gravity():
 def test_make_task_env_rejects_unknown_task():
     with pytest.raises(ValueError, match="unknown task"):
         envs.make_task_env("juggle")
+
+
+def _red_pixels(image: np.ndarray) -> int:
+    """Pixels of the red cube (the only saturated red in the scene)."""
+    r, g, b = (image[..., i].astype(int) for i in range(3))
+    return int(np.sum((r > 120) & (r > 2 * g) & (r > 2 * b)))
+
+
+@pytest.mark.parametrize("seed", [1000, 1001, 1007])
+def test_workspace_camera_shows_cube_and_fingers_larger_than_exterior(seed):
+    from envs.tasks.base import GoalPose
+
+    cube_pixels, finger_pixels = {}, {}
+    for camera in ("exterior", "workspace"):
+        e = make_task_env("grasp", image_size=96, camera=camera)
+        e.reset(seed=seed)
+        assert e.camera == camera
+        cube_pixels[camera] = _red_pixels(e.render())
+        closed = e.subgoal_images()[0]  # the hand closed on the cube
+        pose = e.task.subgoals(e.spec_)[0]
+        e._pose(e._goal_data, GoalPose(pose.ee, 0.0, pose.cube, pinch=False), e.spec_.cube_yaw)
+        opened = e.renderer.render(e._goal_data)  # the same pose, hand open
+        finger_pixels[camera] = int(np.sum(np.abs(opened.astype(int) - closed.astype(int)).sum(-1) > 30))
+        e.close()
+    # Same scene, another view: the cube is larger (seed 1007: hidden behind the hand from exterior) and closing
+    # the fingers changes a few 16 px patches' worth of pixels, where exterior sees a few dozen.
+    assert cube_pixels["workspace"] > max(25, 1.4 * cube_pixels["exterior"])
+    assert finger_pixels["workspace"] > max(60, 2.5 * finger_pixels["exterior"])
+
+
+def test_unknown_camera_is_named():
+    with pytest.raises(ValueError, match="camera must be one of .*'wrist'"):
+        make_task_env("reach", image_size=IMAGE, camera="wrist")

@@ -121,6 +121,24 @@ def test_remote_sim_matches_the_in_process_sim_exactly(driver):
         local.close()
 
 
+def test_sim_server_renders_the_configured_camera():
+    from apps.cli import compose_config
+    from apps.robot_server import make_backend_factory
+    from robot_drivers.sim_driver import SimDriver
+
+    cfg = compose_config("robot_server", ["env.camera=workspace", f"env.image_size={IMAGE}"])
+    with RobotServer(make_backend_factory(cfg), port=0, watchdog_s=0) as srv, RemoteDriver("127.0.0.1", srv.port) as d:
+        assert d.server_info["backend"]["camera"] == "workspace (rendered)"
+        remote = d.reset(seed=5).image
+    views = {}
+    for camera in ("workspace", "exterior"):
+        local = SimDriver(image_size=IMAGE, seed=5, camera=camera)
+        views[camera] = local.reset().image
+        local.close()
+    np.testing.assert_array_equal(remote, views["workspace"])
+    assert np.abs(remote.astype(int) - views["exterior"].astype(int)).mean() > 10
+
+
 def test_reset_with_episode_spec_and_task_switch_and_goal_image(driver):
     from envs import make_task_env
 
