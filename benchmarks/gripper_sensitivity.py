@@ -1,6 +1,7 @@
 """How much the planning energy sees the gripper and the cube, next to how much it sees a 5 cm move.
 
-    python benchmarks/gripper_sensitivity.py --seeds 10 [plan-goal overrides, e.g. env.camera=workspace]
+    python benchmarks/gripper_sensitivity.py --seeds 10 [plan-goal overrides]
+    python benchmarks/gripper_sensitivity.py --seeds 10 world_model.predictor=checkpoints/predictor_sim_workspace.safetensors env.camera=workspace
 
 For each grasp seed the oracle brings the open hand around the cube (the step before it would close);
 from there the shipped world model predicts two steps for four plans and scores them against the goal
@@ -49,7 +50,7 @@ def pre_close_context(env, seed: int, frames: int):
 def main() -> None:
     import envs
     from apps.cli import compose_config
-    from apps.models import load_world_model
+    from apps.models import check_sim_camera, load_world_model
     from planners.energy import l1_energy
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="plan-goal config overrides (world model, camera)")
     args = parser.parse_args()
     cfg = compose_config("plan_goal", args.overrides)
+    check_sim_camera(cfg.world_model, cfg.env, cfg.driver)
     wm = load_world_model(cfg.world_model)
     frames = int(cfg.planner.context_frames)
     plans = torch.tensor(list(PLANS.values()), dtype=torch.float32)  # [4, 2, 7]

@@ -21,7 +21,7 @@ def main() -> None:
 
     from apps.cli import compose_config
     from apps.episode_runner import PlannerPolicy, even_switch_every
-    from apps.models import load_world_model, make_mpc
+    from apps.models import check_sim_camera, load_world_model, make_mpc
     from envs.tasks.grasp import grasp_pose
     from robot_drivers.factory import make_driver
 
@@ -32,6 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg = compose_config("sim_benchmark", args.overrides)
+    check_sim_camera(cfg.world_model, cfg.env, cfg.driver)
     mpc = make_mpc(load_world_model(cfg.world_model), cfg.planner)
     driver = make_driver(cfg.driver, OmegaConf.merge(cfg.env, {"task": "grasp", "max_steps": None}))
     budget = driver.env.max_steps
