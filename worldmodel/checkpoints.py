@@ -305,6 +305,10 @@ def save_module(module: VisionTransformer | ACPredictor, path: str | os.PathLike
     meta = {"format": FORMAT, "kind": kind, "arch": json.dumps(module.arch), "extra": json.dumps(dict(extra or {}))}
     tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
     save_file(tensors, str(path), metadata=meta)
+    # safetensors creates the file owner-only (0600); weights meant for sharing get the usual umask mode.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def read_metadata(path: str | os.PathLike) -> dict:

@@ -1,6 +1,7 @@
 """Checkpoint converters (pure functions on fake dicts), our self-describing safetensors, strict errors."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -61,6 +62,10 @@ def test_our_safetensors_are_self_describing(tmp_path):
     ck.save_module(pred, tmp_path / "p.safetensors", extra={"trained_steps": 10})
     sd, meta = ck.read_safetensors(tmp_path / "p.safetensors")
     assert meta["kind"] == "predictor" and meta["arch"] == pred.arch and meta["extra"] == {"trained_steps": 10}
+    assert ck.read_metadata(tmp_path / "p.safetensors") == meta
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(tmp_path / "p.safetensors").st_mode & 0o777 == 0o666 & ~umask  # shareable, not owner-only
     loaded = ck.load_module(tmp_path / "p.safetensors")
     assert loaded.arch == pred.arch and not any(p.is_meta for p in loaded.parameters())
     assert all(torch.equal(a, b) for a, b in zip(pred.state_dict().values(), loaded.state_dict().values(), strict=True))
