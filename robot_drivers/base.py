@@ -19,7 +19,7 @@ ACTION_DIM = 7
 class Observation:
     """What a driver sees at one control step."""
 
-    image: np.ndarray  # uint8 [H, W, 3] RGB from the exterior camera
+    image: np.ndarray  # uint8 [H, W, 3] RGB from the robot's camera (in the sim: env.camera)
     state: np.ndarray  # float64 [7] end-effector pose + gripper (see module docstring)
     timestamp: float  # seconds since the episode started
     # Privileged extras a simulator can give (ee/cube positions, success); empty on a real arm.
