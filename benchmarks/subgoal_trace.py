@@ -1,11 +1,13 @@
 """Where grasp planning through sub-goals goes wrong: the hand's path to the grasp pose and the gripper.
 
     python benchmarks/subgoal_trace.py --seeds 3 [planner.gripper_cost=0.0 ...]
+    python benchmarks/subgoal_trace.py --task pick_and_place --seed-list 1006,1020 [overrides]
 
-Runs the shipped planner on grasp seeds with the task's sub-goal photos (hand closed on the cube, then
-the lifted goal; an even share of the 30-step budget each) and prints, per step, the goal image planned
-against, the hand's distance to the grasp pose, the gripper state and the cube height; then per seed the
-closest approach to the grasp pose and the gripper state there.
+Runs the shipped planner on grasp (or pick-and-place) seeds with the task's sub-goal photos (hand closed
+on the cube, then the lifted goal, or the cube held above its goal spot, then the goal; an even share of
+the step budget each) and prints, per step, the goal image planned against, the hand's distance to the
+grasp pose, the gripper state, the cube height and the task's own distance; then per seed the closest
+approach to the grasp pose and the gripper state there.
 """
 
 from __future__ import annotations
@@ -28,15 +30,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=1000)
+    parser.add_argument("--task", default="grasp", choices=["grasp", "pick_and_place"])
+    parser.add_argument("--seed-list", type=lambda s: [int(v) for v in s.split(",")], help="e.g. 1006,1020 instead of consecutive seeds")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for sim_benchmark, e.g. planner.gripper_cost=0")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg = compose_config("sim_benchmark", args.overrides)
     check_sim_camera(cfg.world_model, cfg.env, cfg.driver)
     mpc = make_mpc(load_world_model(cfg.world_model), cfg.planner)
-    driver = make_driver(cfg.driver, OmegaConf.merge(cfg.env, {"task": "grasp", "max_steps": None}))
+    driver = make_driver(cfg.driver, OmegaConf.merge(cfg.env, {"task": args.task, "max_steps": None}))
     budget = driver.env.max_steps
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
+    for seed in args.seed_list or range(args.first_seed, args.first_seed + args.seeds):
         obs = driver.reset(seed=seed)
         mpc.planner.reseed(int(cfg.planner.seed or 0) + seed)
         goals = driver.env.subgoal_images()
@@ -47,12 +51,13 @@ def main() -> None:
             sent = driver.act(policy.act(obs))
             policy.executed(sent)
             obs = driver.observe()
-            trace.append((policy.energy_goal + 1, float(np.linalg.norm(obs.state[:3] - target)), float(obs.state[6]), float(obs.info["cube_pos"][2])))
+            trace.append((policy.energy_goal + 1, float(np.linalg.norm(obs.state[:3] - target)), float(obs.state[6]),
+                          float(obs.info["cube_pos"][2]), float(obs.info["distance"])))
             if obs.info["success"]:
                 break
-        print(f"seed {seed} (goal: distance to grasp pose m, gripper, cube z m):")
-        print("  " + " ".join(f"{g}:{d:.3f}:{gr:.2f}:{cz:.3f}" for g, d, gr, cz in trace))
-        k = int(np.argmin([d for _, d, _, _ in trace]))
+        print(f"seed {seed} (goal: distance to grasp pose m, gripper, cube z m, task distance m):")
+        print("  " + " ".join(f"{g}:{d:.3f}:{gr:.2f}:{cz:.3f}:{td:.3f}" for g, d, gr, cz, td in trace))
+        k = int(np.argmin([t[1] for t in trace]))
         print(f"  closest approach {trace[k][1]:.3f} m at step {k + 1} with the gripper at {trace[k][2]:.2f}; success {obs.info['success']}")
 
 
