@@ -55,10 +55,11 @@ class EndEffectorController:
     def reset_gripper(self, closed: bool) -> None:
         self.gripper_cmd = 1.0 if closed else 0.0
 
-    def solve_ik(self, pos: np.ndarray, mat: np.ndarray, q_seed: np.ndarray) -> tuple[np.ndarray, float]:
-        """Joint angles putting the end-effector site at (pos, mat); returns (q, position error in m)."""
+    def solve_ik(self, pos: np.ndarray, mat: np.ndarray, q_seed: np.ndarray, base_qpos: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+        """Joint angles putting the end-effector site at (pos, mat); returns (q, position error in m).
+        `base_qpos` sets the joints IK does not move (fingers, cube; default: the live state)."""
         m, d, s = self.scene.model, self._ik_data, self.scene
-        d.qpos[:] = s.data.qpos
+        d.qpos[:] = s.data.qpos if base_qpos is None else base_qpos
         q = np.clip(q_seed.copy(), s.arm_lo, s.arm_hi)
         cols = s.arm_dof_adr
         lam2 = self.cfg.ik_damping

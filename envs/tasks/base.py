@@ -192,7 +192,9 @@ class FrankaTaskEnv(gym.Env):
 
     def _pose(self, data: mujoco.MjData, pose: GoalPose, cube_yaw: float) -> None:
         s = self.scene
-        q, _ = self.controller.solve_ik(np.array(pose.ee), DOWN, HOME_QPOS)
+        # From the model's rest pose, not the live state: the finger and cube joints enter the Jacobian's
+        # arithmetic, and a reset must not depend (even at 1e-16) on how the previous episode ended.
+        q, _ = self.controller.solve_ik(np.array(pose.ee), DOWN, HOME_QPOS, base_qpos=s.model.qpos0)
         opening = 2 * s.cfg.cube_half_size if pose.pinch else 2 * FINGER_OPEN * (1.0 - pose.gripper)
         mujoco.mj_resetData(s.model, data)
         s.set_arm(q, opening, data)

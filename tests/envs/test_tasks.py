@@ -194,3 +194,21 @@ def test_workspace_camera_shows_cube_and_fingers_larger_than_exterior(seed):
 def test_unknown_camera_is_named():
     with pytest.raises(ValueError, match="camera must be one of .*'wrist'"):
         make_task_env("reach", image_size=IMAGE, camera="wrist")
+
+
+def test_an_episode_does_not_depend_on_the_one_before_it():
+    """Bit for bit: a planner can amplify a 1e-16 difference into another episode (sim-benchmark reuses envs)."""
+    actions = [np.array([0.03, -0.02, 0.01, 0, 0, 0, 0.0]), np.array([0, 0.03, -0.02, 0, 0, 0, 1.0]), np.array([0.01, 0, 0, 0, 0, 0, -1.0])]
+
+    def run(e):
+        e.reset(seed=5)
+        return np.array([e.step(a)[0]["state"] for a in actions])
+
+    e = make_task_env("pick_and_place", image_size=32)
+    first = run(e)
+    e.reset(seed=9)
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        e.step(rng.uniform(-1, 1, 7))  # ends somewhere else, gripper and cube included
+    np.testing.assert_array_equal(run(e), first)
+    e.close()
