@@ -55,7 +55,7 @@ def check_sim_camera(world_model_cfg: Mapping[str, Any], env_cfg: Mapping[str, A
     if not predictor.exists():
         return  # load_world_model names the missing file
     trained = read_metadata(predictor)["extra"].get("camera")
-    camera = env_cfg.get("camera") or "exterior"
+    camera = env_cfg["camera"]
     if trained in CAMERAS and trained != camera:
         raise ValueError(
             f"world_model.predictor {predictor} was post-trained on the sim's {trained!r} camera, but env.camera={camera}; "

@@ -39,7 +39,7 @@ def make_backend_factory(cfg: DictConfig):
     if cfg.backend == "sim":
         env = cfg.env
         return lambda: SimBackend(task=env.task, image_size=int(env.image_size), seed=int(env.seed), limits=limits,
-                                  max_steps=env.max_steps, camera=str(env.get("camera") or "exterior"))
+                                  max_steps=env.max_steps, camera=str(env.camera))
     if cfg.backend == "franky":
 
         def factory():

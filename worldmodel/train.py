@@ -26,7 +26,7 @@ import os
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -327,11 +327,12 @@ def _post_train(data, encoder_path, predictor_cfg: dict, cfg: TrainConfig, *, ru
     sampler = ClipSampler(len(windows), cfg.batch_size, cfg.seed, dd.rank, dd.world_size)
     step, train_time = 0, 0.0
     state_path, log_path = run_dir / "state.pt", run_dir / "log.jsonl"
+    recipe = {"train": asdict(cfg), "predictor": dict(predictor_cfg)}
     if state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=False)
         if "recipe" not in state and "train_cfg" in state:  # states written before the recipe key
             state["recipe"] = {"train": state["train_cfg"], "predictor": state["predictor_cfg"]}
-        check_same_recipe(state_path, state, {"train": cfg.__dict__, "predictor": dict(predictor_cfg)}, RESUME_FREE)
+        check_same_recipe(state_path, state, recipe, RESUME_FREE)
         predictor.load_state_dict(state["predictor"])
         optimizer.load_state_dict(state["optimizer"])
         sampler.load_state_dict(state["sampler"])
@@ -353,7 +354,7 @@ def _post_train(data, encoder_path, predictor_cfg: dict, cfg: TrainConfig, *, ru
                 "scheduler": {"name": "wsd", "step": step},  # the LR is a pure function of the step
                 "sampler": sampler.state_dict(), "step": step, "train_time_s": train_time,
                 "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
-                "recipe": {"train": cfg.__dict__, "predictor": dict(predictor_cfg)},
+                "recipe": recipe,
             }, state_path)
 
     params = [p for g in optimizer.param_groups for p in g["params"]]
