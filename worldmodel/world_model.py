@@ -11,6 +11,7 @@ Everything runs under ``torch.inference_mode``; weights are frozen and cast to `
 
 from __future__ import annotations
 
+import copy
 import os
 
 import torch
@@ -172,9 +173,10 @@ class VJEPAWorldModel(nn.Module):
         dtype=torch.float32,
         **kw,
     ) -> VJEPAWorldModel:
-        """From two files written by ``checkpoints.save_module``."""
+        """From two files written by ``checkpoints.save_module``; refuses a predictor post-trained on another encoder."""
         enc = checkpoints.load_module(encoder_path, kind="encoder")
         pred = checkpoints.load_module(predictor_path, kind="predictor")
+        check_encoder_pairing(enc, encoder_path, predictor_path)
         return cls.from_modules(enc, pred, device=device, dtype=dtype, **kw)
 
     @classmethod
@@ -194,3 +196,22 @@ class VJEPAWorldModel(nn.Module):
         grid = img_size // enc.patch_size
         pred = checkpoints.load_official_predictor(ckpt, grid_size=grid)
         return cls.from_modules(enc, pred, device=device, dtype=dtype, **kw)
+
+
+def check_encoder_pairing(encoder: VisionTransformer, encoder_path, predictor_path) -> None:
+    """A predictor only means something on the features of the encoder it was post-trained on; two encoders of
+    the same shape would load without complaint and plan on nonsense. post-train records the encoder's weights
+    hash (float32, as it computed the features); files without one (older, or hand-made) are not checked."""
+    from worldmodel.data.feature_cache import hash_state_dict
+
+    extra = checkpoints.read_metadata(predictor_path)["extra"]
+    trained_on = extra.get("encoder_weights_sha256")
+    if trained_on is None:
+        return
+    given = hash_state_dict(copy.deepcopy(encoder).float())
+    if given != trained_on:
+        raise ValueError(
+            f"predictor {predictor_path} was post-trained on another encoder than {encoder_path} "
+            f"(encoder weights sha256 {given[:12]}..., the predictor's records {trained_on[:12]}...); "
+            f"pair it with the encoder it was trained with ({extra.get('encoder', 'see its model card')})"
+        )

@@ -105,3 +105,21 @@ def test_frame_encoder_rejects_bad_rank(modules):
     enc, _ = modules
     with pytest.raises(ValueError, match=r"\(1, 1, 1, 40, 50, 3\)"):
         VJEPAFrameEncoder(enc).encode(frames(1, 1, 1))
+
+
+def test_a_predictor_is_refused_with_another_encoder_than_its_own(tmp_path, modules):
+    from worldmodel.data.feature_cache import hash_state_dict
+
+    enc, pred = modules
+    ck.save_module(enc, tmp_path / "enc.safetensors")
+    trained_on = hash_state_dict(ck.load_module(tmp_path / "enc.safetensors", kind="encoder").float())
+    ck.save_module(pred, tmp_path / "pred.safetensors", extra={"encoder_weights_sha256": trained_on, "encoder": "enc.safetensors"})
+    VJEPAWorldModel.from_safetensors(tmp_path / "enc.safetensors", tmp_path / "pred.safetensors")  # its own: fine
+    other = build_encoder("vit_micro", patch_size=8, img_size=32)  # same shape, other weights
+    with torch.no_grad():
+        for p_other, p in zip(other.parameters(), enc.parameters()):
+            p_other.copy_(p)
+        next(other.parameters()).add_(0.01)
+    ck.save_module(other, tmp_path / "other.safetensors")
+    with pytest.raises(ValueError, match=r"post-trained on another encoder.*enc\.safetensors\)"):
+        VJEPAWorldModel.from_safetensors(tmp_path / "other.safetensors", tmp_path / "pred.safetensors")
