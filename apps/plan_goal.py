@@ -37,14 +37,25 @@ def task_budget(driver, default: int = 20) -> int:
     return int(backend.get("max_steps") or default)
 
 
-def load_episode_spec(goal: Path) -> EpisodeSpec | None:
+def load_episode_spec(goal: Path) -> tuple[EpisodeSpec | None, str | None]:
+    """The sim episode that `goal` was rendered for, and the camera it was photographed from (None, None
+    for a goal without render-goal's sidecar, e.g. a photo from a real camera)."""
     path = sidecar_path(goal)
     if not path.exists():
-        return None
+        return None, None
     try:
-        return EpisodeSpec.from_json(path.read_text())
+        return EpisodeSpec.from_json(path.read_text()), json.loads(path.read_text()).get("camera")
     except ValueError as e:
         raise ValueError(f"{path}: not a valid episode spec ({e})") from e
+
+
+def check_goal_camera(goal: Path, goal_camera: str | None, env_cfg, driver_cfg) -> None:
+    """A sim goal photographed from another camera than the one the episode is filmed with can never be reached."""
+    if driver_cfg["type"] == "sim" and goal_camera is not None and goal_camera != env_cfg["camera"]:
+        raise ValueError(
+            f"goal image {goal} was rendered from the sim's {goal_camera!r} camera ({sidecar_path(goal)}), but "
+            f"env.camera={env_cfg['camera']}; set env.camera={goal_camera} or render the goal with --camera {env_cfg['camera']}"
+        )
 
 
 def subgoal_list(images) -> list[Path]:
@@ -63,8 +74,9 @@ def run(cfg: DictConfig) -> dict:
     goal_image = load_goal_image(goal_path)
     subgoal_paths = subgoal_list(cfg.subgoals.images)
     subgoal_images = [load_goal_image(p) for p in subgoal_paths]
-    spec = load_episode_spec(goal_path)
+    spec, goal_camera = load_episode_spec(goal_path)
     env_cfg = OmegaConf.merge(cfg.env, {"task": spec.task} if spec else {})
+    check_goal_camera(goal_path, goal_camera, env_cfg, cfg.driver)
     if cfg.policy == "planner":
         from apps.models import check_sim_camera
 

@@ -1,7 +1,8 @@
 """render-goal --task T --seed S --out goal.png
 
 Samples the task's episode for that seed, photographs the goal configuration, and writes the image plus
-`goal.json` beside it: the episode spec that reproduces the start, which plan-goal reads when present.
+`goal.json` beside it: the episode spec that reproduces the start and the camera it was photographed
+from, which plan-goal reads when present.
 Multi-stage tasks (grasp, pick_and_place) also get their sub-goal photos, `goal.subgoal1.png`, ...: the
 scene posed at each stage, for `plan-goal --subgoals`."""
 
@@ -38,8 +39,8 @@ def render_goal(cfg: DictConfig) -> tuple[Path, Path, list[Path]]:
     subgoal_paths = [subgoal_path(out, i) for i in range(1, len(subgoals) + 1)]
     for path, image in zip(subgoal_paths, subgoals):
         Image.fromarray(image).save(path)
-    spec_path = sidecar_path(out)
-    spec_path.write_text(env.spec_.to_json())
+    spec_path = sidecar_path(out)  # the camera rides along so plan-goal can refuse a goal seen from another view
+    spec_path.write_text(json.dumps({**json.loads(env.spec_.to_json()), "camera": str(cfg.env.camera)}, indent=2))
     return out, spec_path, subgoal_paths
 
 
@@ -59,8 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     image, spec, subgoals = render_goal(cfg)
     print(json.dumps({"goal_image": str(image), "episode_spec": str(spec), "subgoal_images": [str(p) for p in subgoals]}))
     if subgoals:
-        camera = "" if cfg.env.camera == "exterior" else f" env.camera={cfg.env.camera}"
-        print(f"plan through the sub-goals with: plan-goal --goal {image} --subgoals {','.join(str(p) for p in subgoals)}{camera}")
+        print(f"plan through the sub-goals with: plan-goal --goal {image} --subgoals {','.join(str(p) for p in subgoals)} "
+              f"env.camera={cfg.env.camera}")
 
 
 if __name__ == "__main__":

@@ -143,10 +143,15 @@ def test_the_sim_camera_must_be_the_one_the_predictor_was_trained_on(tmp_path, c
     workspace_predictor = tmp_path / "pred_workspace.safetensors"
     save_module(load_module(tiny["world_model.predictor"], kind="predictor"), workspace_predictor, extra={"camera": "workspace"})
     overrides = [*tiny_world_model_files, f"world_model.predictor={workspace_predictor}", "env.image_size=32"]
-    goal = tmp_path / "goal.png"
+    goal, exterior_goal = tmp_path / "goal.png", tmp_path / "exterior_goal.png"
     render_goal.main(["--task", "reach", "--seed", "2", "--out", str(goal), "--size", "32", "--camera", "workspace"])
+    render_goal.main(["--task", "reach", "--seed", "2", "--out", str(exterior_goal), "--size", "32"])
+    assert json.loads(goal.with_suffix(".json").read_text())["camera"] == "workspace"
     with pytest.raises(ValueError, match="post-trained on the sim's 'workspace' camera, but env.camera=exterior"):
-        plan_goal.main(["--goal", str(goal), "--steps", "1", "--log-dir", str(tmp_path / "log"), *overrides])
+        plan_goal.main(["--goal", str(exterior_goal), "--steps", "1", "--log-dir", str(tmp_path / "log"), *overrides])
+    # A goal photographed from another camera than the episode's is refused too, whatever the policy.
+    with pytest.raises(ValueError, match=r"goal\.png was rendered from the sim's 'workspace' camera.*set env\.camera=workspace"):
+        plan_goal.main(["--goal", str(goal), "--policy", "random", "--steps", "1", "--log-dir", str(tmp_path / "log"), *overrides])
     with pytest.raises(ValueError, match="set env.camera=workspace"):
         sim_benchmark.main(["--seeds", "1", "--workers", "1", "--out", str(tmp_path / "bench"), "tasks=[reach]", *overrides])
     assert not (tmp_path / "log").exists() and not (tmp_path / "bench").exists()  # refused before anything ran
@@ -155,7 +160,8 @@ def test_the_sim_camera_must_be_the_one_the_predictor_was_trained_on(tmp_path, c
     ds = LeRobotDataset(tmp_path / "log")
     assert ds.episode_frames(0, "workspace").shape[1:] == (32, 32, 3)
     # The oracle and random policies need no world model, so no camera check.
-    plan_goal.main(["--goal", str(goal), "--policy", "random", "--steps", "1", "--log-dir", str(tmp_path / "log2"), *overrides])
+    plan_goal.main(["--goal", str(exterior_goal), "--policy", "random", "--steps", "1", "--log-dir", str(tmp_path / "log2"), *overrides])
+    assert LeRobotDataset(tmp_path / "log2").num_episodes == 1
 
 
 def test_plan_goal_names_a_missing_checkpoint(tmp_path):
