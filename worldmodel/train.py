@@ -48,9 +48,8 @@ from worldmodel.data.clips import (
 )
 from worldmodel.data.feature_cache import build_feature_cache, default_frame_encoder
 from worldmodel.predictor import ACPredictor
-from worldmodel.pretrain import (
-    StopFlag, atomic_torch_save, atomic_write_text, check_same_recipe, param_groups, truncate_log,
-)
+from worldmodel.pretrain import param_groups
+from worldmodel.run_state import StopFlag, atomic_torch_save, atomic_write_text, check_same_recipe, truncate_log
 
 log = logging.getLogger(__name__)
 
