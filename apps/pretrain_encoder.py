@@ -96,9 +96,9 @@ Load it:
 ```python
 from worldmodel import checkpoints
 encoder = checkpoints.load_module("{out}", kind="encoder")
-# with a post-trained predictor, for planning:
+# for planning, with a predictor post-trained on its features (post-train encoder_path={out}):
 from worldmodel.world_model import VJEPAWorldModel
-wm = VJEPAWorldModel.from_safetensors("{out}", "checkpoints/predictor_sim_small.safetensors")
+wm = VJEPAWorldModel.from_safetensors("{out}", "path/to/that_predictor.safetensors")
 ```
 
 Preprocessing at use: centre square crop, antialiased bilinear resize to {arch['img_size']} px, ImageNet
