@@ -43,8 +43,9 @@ def load_episode_spec(goal: Path) -> tuple[EpisodeSpec | None, str | None]:
     path = sidecar_path(goal)
     if not path.exists():
         return None, None
+    text = path.read_text()
     try:
-        return EpisodeSpec.from_json(path.read_text()), json.loads(path.read_text()).get("camera")
+        return EpisodeSpec.from_json(text), json.loads(text).get("camera")
     except ValueError as e:
         raise ValueError(f"{path}: not a valid episode spec ({e})") from e
 
