@@ -2,8 +2,9 @@
 
 Tasks x seeds x policies, episodes in parallel worker processes with a progress bar. Writes
 `results.json` (every episode + the summary), `results.md` (the table) and `results.png` (success with
-95% Wilson intervals per task and policy) under `out`. Goal images are the tasks' own goal photos;
-`subgoals.enabled=true` plans grasp and pick-and-place through the tasks' sub-goal photos as well."""
+95% Wilson intervals per task and policy) under `out`. Goal images are the tasks' own goal photos; by
+default (`subgoals.enabled`) the planner reaches grasp and pick-and-place through their sub-goal photos
+first, as V-JEPA 2-AC does for multi-stage tasks."""
 
 from __future__ import annotations
 

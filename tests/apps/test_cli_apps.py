@@ -84,7 +84,7 @@ def test_killing_collection_mid_run_keeps_every_earlier_episode(tmp_path):
     assert ds.num_episodes >= 3
     for i in ds.episode_indices:
         ep = ds.episode(i)
-        assert ds.episode_frames(i, "exterior").shape[0] == ep.length
+        assert ds.episode_frames(i, "workspace").shape[0] == ep.length  # the default camera
 
 
 def test_rerun_recording_holds_the_episode(tmp_path):
@@ -140,27 +140,27 @@ def test_the_sim_camera_must_be_the_one_the_predictor_was_trained_on(tmp_path, c
     from worldmodel.checkpoints import load_module, save_module
 
     tiny = dict(o.split("=", 1) for o in tiny_world_model_files if o.startswith("world_model."))
-    workspace_predictor = tmp_path / "pred_workspace.safetensors"
-    save_module(load_module(tiny["world_model.predictor"], kind="predictor"), workspace_predictor, extra={"camera": "workspace"})
-    overrides = [*tiny_world_model_files, f"world_model.predictor={workspace_predictor}", "env.image_size=32"]
+    exterior_predictor = tmp_path / "pred_exterior.safetensors"
+    save_module(load_module(tiny["world_model.predictor"], kind="predictor"), exterior_predictor, extra={"camera": "exterior"})
+    overrides = [*tiny_world_model_files, f"world_model.predictor={exterior_predictor}", "env.image_size=32"]
     goal, exterior_goal = tmp_path / "goal.png", tmp_path / "exterior_goal.png"
-    render_goal.main(["--task", "reach", "--seed", "2", "--out", str(goal), "--size", "32", "--camera", "workspace"])
-    render_goal.main(["--task", "reach", "--seed", "2", "--out", str(exterior_goal), "--size", "32"])
+    render_goal.main(["--task", "reach", "--seed", "2", "--out", str(goal), "--size", "32"])  # the default camera
+    render_goal.main(["--task", "reach", "--seed", "2", "--out", str(exterior_goal), "--size", "32", "--camera", "exterior"])
     assert json.loads(goal.with_suffix(".json").read_text())["camera"] == "workspace"
-    with pytest.raises(ValueError, match="post-trained on the sim's 'workspace' camera, but env.camera=exterior"):
-        plan_goal.main(["--goal", str(exterior_goal), "--steps", "1", "--log-dir", str(tmp_path / "log"), *overrides])
+    with pytest.raises(ValueError, match="post-trained on the sim's 'exterior' camera, but env.camera=workspace"):
+        plan_goal.main(["--goal", str(goal), "--steps", "1", "--log-dir", str(tmp_path / "log"), *overrides])
     # A goal photographed from another camera than the episode's is refused too, whatever the policy.
-    with pytest.raises(ValueError, match=r"goal\.png was rendered from the sim's 'workspace' camera.*set env\.camera=workspace"):
-        plan_goal.main(["--goal", str(goal), "--policy", "random", "--steps", "1", "--log-dir", str(tmp_path / "log"), *overrides])
-    with pytest.raises(ValueError, match="set env.camera=workspace"):
+    with pytest.raises(ValueError, match=r"exterior_goal\.png was rendered from the sim's 'exterior' camera.*set env\.camera=exterior"):
+        plan_goal.main(["--goal", str(exterior_goal), "--policy", "random", "--steps", "1", "--log-dir", str(tmp_path / "log"), *overrides])
+    with pytest.raises(ValueError, match="set env.camera=exterior"):
         sim_benchmark.main(["--seeds", "1", "--workers", "1", "--out", str(tmp_path / "bench"), "tasks=[reach]", *overrides])
     assert not (tmp_path / "log").exists() and not (tmp_path / "bench").exists()  # refused before anything ran
     # The matching camera plans, and the episode is logged under that camera's name.
-    plan_goal.main(["--goal", str(goal), "--steps", "1", "--log-dir", str(tmp_path / "log"), "env.camera=workspace", *overrides])
+    plan_goal.main(["--goal", str(exterior_goal), "--steps", "1", "--log-dir", str(tmp_path / "log"), "env.camera=exterior", *overrides])
     ds = LeRobotDataset(tmp_path / "log")
-    assert ds.episode_frames(0, "workspace").shape[1:] == (32, 32, 3)
+    assert ds.episode_frames(0, "exterior").shape[1:] == (32, 32, 3)
     # The oracle and random policies need no world model, so no camera check.
-    plan_goal.main(["--goal", str(exterior_goal), "--policy", "random", "--steps", "1", "--log-dir", str(tmp_path / "log2"), *overrides])
+    plan_goal.main(["--goal", str(goal), "--policy", "random", "--steps", "1", "--log-dir", str(tmp_path / "log2"), *overrides])
     assert LeRobotDataset(tmp_path / "log2").num_episodes == 1
 
 
