@@ -9,6 +9,7 @@ scene posed at each stage, for `plan-goal --subgoals`."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -40,7 +41,7 @@ def render_goal(cfg: DictConfig) -> tuple[Path, Path, list[Path]]:
     for path, image in zip(subgoal_paths, subgoals):
         Image.fromarray(image).save(path)
     spec_path = sidecar_path(out)  # the camera rides along so plan-goal can refuse a goal seen from another view
-    spec_path.write_text(json.dumps({**json.loads(env.spec_.to_json()), "camera": str(cfg.env.camera)}, indent=2))
+    spec_path.write_text(json.dumps({**asdict(env.spec_), "camera": str(cfg.env.camera)}, indent=2))
     return out, spec_path, subgoal_paths
 
 

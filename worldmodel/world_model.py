@@ -11,7 +11,6 @@ Everything runs under ``torch.inference_mode``; weights are frozen and cast to `
 
 from __future__ import annotations
 
-import copy
 import os
 
 import torch
@@ -208,7 +207,7 @@ def check_encoder_pairing(encoder: VisionTransformer, encoder_path, predictor_pa
     trained_on = extra.get("encoder_weights_sha256")
     if trained_on is None:
         return
-    given = hash_state_dict(copy.deepcopy(encoder).float())
+    given = hash_state_dict(encoder, float_dtype=torch.float32)
     if given != trained_on:
         raise ValueError(
             f"predictor {predictor_path} was post-trained on another encoder than {encoder_path} "
