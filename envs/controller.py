@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from envs.geometry import apply_action
 from envs.scene import FINGER_OPEN, HOME_QPOS, FrankaScene
+from robot_pose import apply_action
 
 
 @dataclass(frozen=True)

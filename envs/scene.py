@@ -14,7 +14,8 @@ import mujoco
 import numpy as np
 
 from envs.assets import franka_asset_dir
-from envs.geometry import look_at_xyaxes, mat_to_euler
+from envs.geometry import look_at_xyaxes
+from robot_pose import mat_to_euler
 
 ARM_JOINTS = tuple(f"robot:panda0_joint{i}" for i in range(1, 8))
 FINGER_JOINTS = ("robot:panda0_finger_joint1", "robot:panda0_finger_joint2")

@@ -3,7 +3,7 @@
 State and action follow the project's conventions exactly as the sim reports them (robot_drivers/base.py):
 position of franky's end-effector frame (O_T_EE: flange + the end-effector transform set in Desk; with the
 Franka Hand that is the TCP between the fingertips) in the base frame, orientation as extrinsic Euler "xyz"
-wrapped by `envs.geometry.canonical_euler` (roll in [-pi/2, 3pi/2), so a gripper pointing down reads roll =
+wrapped by `robot_pose.wrap_euler` (roll in [-pi/2, 3pi/2), so a gripper pointing down reads roll =
 pi like the sim), gripper in [0, 1] with 1 = closed.
 
 Actions are base-frame deltas. franky's *relative* Cartesian motions are expressed in the end-effector frame
@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from envs.geometry import euler_to_mat, mat_to_euler
 from robot_drivers.base import Observation
 from robot_drivers.camera import Camera
 from robot_drivers.safety import SafetyLayer, SafetyLimits
+from robot_pose import euler_to_mat, mat_to_euler
 
 log = logging.getLogger(__name__)
 

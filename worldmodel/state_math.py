@@ -6,12 +6,16 @@ angles in radians (R = Rz(ez) @ Ry(ey) @ Rx(ex), scipy's lowercase "xyz"), gripp
 rotation part is the Euler "xyz" of R_next @ R_prev^T (a base-frame rotation delta).
 
 ``integrate_state`` is how the V-JEPA 2-AC planner advances the pose of imagined
-frames: position + dxyz, R <- dR @ R, gripper clipped to [0, 1].
+frames: position + dxyz, R <- dR @ R, gripper clipped to [0, 1], the orientation wrapped
+into the stack's pose convention (``robot_pose``: roll in [-pi/2, 3pi/2)), as every real
+state is, so an imagined gripper-down pose reads roll = +pi like the training states.
 """
 
 from __future__ import annotations
 
 import torch
+
+from robot_pose import wrap_euler
 
 _GIMBAL_EPS = 1e-7
 
@@ -30,7 +34,8 @@ def euler_xyz_to_matrix(euler: torch.Tensor) -> torch.Tensor:
 
 def matrix_to_euler_xyz(R: torch.Tensor) -> torch.Tensor:
     """[..., 3, 3] rotation matrices -> [..., 3] extrinsic xyz angles, middle angle in
-    [-pi/2, pi/2] (scipy's convention; at gimbal lock the third angle is set to 0)."""
+    [-pi/2, pi/2] (scipy's convention, atan2's range for the others; at gimbal lock the third
+    angle is set to 0). States are wrapped further by ``integrate_state``; deltas are not."""
     r00, r10, r20 = R[..., 0, 0], R[..., 1, 0], R[..., 2, 0]
     r21, r22 = R[..., 2, 1], R[..., 2, 2]
     cos_b = torch.sqrt(r00 * r00 + r10 * r10)
@@ -49,7 +54,7 @@ def integrate_state(state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
     xyz = state[..., :3] + action[..., :3]
     R = euler_xyz_to_matrix(action[..., 3:6]) @ euler_xyz_to_matrix(state[..., 3:6])  # [..., 3, 3]
     grip = (state[..., 6:] + action[..., 6:]).clamp(0.0, 1.0)
-    return torch.cat([xyz, matrix_to_euler_xyz(R), grip], dim=-1).to(dtype)
+    return torch.cat([xyz, wrap_euler(matrix_to_euler_xyz(R)), grip], dim=-1).to(dtype)
 
 
 def state_delta(start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:

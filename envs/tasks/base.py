@@ -15,9 +15,9 @@ import mujoco
 import numpy as np
 
 from envs.controller import ControllerConfig, EndEffectorController
-from envs.geometry import delta_action
 from envs.rendering import FastRenderer
 from envs.scene import CAMERAS, FINGER_OPEN, HOME_QPOS, FrankaScene, SceneConfig
+from robot_pose import delta_action
 
 # Gripper pointing straight down, fingers opening along the base y axis: Euler (pi, 0, 0).
 DOWN = np.diag([1.0, -1.0, -1.0])

@@ -16,8 +16,10 @@ What we store (as V-JEPA 2-AC does):
   commanded ``action/*`` fields are not used.
 * The native 15 Hz stream is resampled to ``fps`` (default 4) by taking, for each target time k/fps,
   the nearest native step (index-based: DROID's MP4 frames are aligned one-to-one with h5 steps).
+* The orientation is wrapped into the stack's convention (``robot_pose``: roll in [-pi/2, 3pi/2), so a
+  gripper pointing down reads +pi as in the sim; DROID's atan2 range flickers between ±pi there).
 * action[t] = state[t+1] - state[t] for position and gripper; the rotation part is the Euler "xyz" of
-  R_{t+1} R_tᵀ (a base-frame rotation delta). The last action is zeros (``state_deltas``).
+  R_{t+1} R_tᵀ (a base-frame rotation delta). The last action is zeros (``robot_pose.state_deltas``).
 * Frames: centre square crop, resized to ``size`` x ``size`` (area filter), as the encoder crops to a
   centre square anyway.
 """
@@ -36,9 +38,9 @@ from typing import Literal
 import av
 import h5py
 import numpy as np
-from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
+from robot_pose import canonical_state, state_deltas
 from worldmodel.data.lerobot_dataset import DatasetError, DatasetWriter
 
 __all__ = [
@@ -48,25 +50,10 @@ __all__ = [
     "import_droid",
     "read_droid_episode",
     "resample_indices",
-    "state_deltas",
 ]
 
 DROID_FPS = 15
 CAMERAS = ("ext1", "ext2", "wrist")
-
-
-def state_deltas(states: np.ndarray) -> np.ndarray:
-    """Actions from consecutive 7-d states: [Δxyz, Euler-xyz(R_{t+1} R_tᵀ), Δgripper]; last row zeros."""
-    s = np.asarray(states, dtype=np.float64)
-    if s.ndim != 2 or s.shape[1] != 7:
-        raise ValueError(f"states must be [T, 7], got {s.shape}")
-    actions = np.zeros_like(s)
-    if len(s) > 1:
-        rot = Rotation.from_euler("xyz", s[:, 3:6])
-        actions[:-1, :3] = s[1:, :3] - s[:-1, :3]
-        actions[:-1, 3:6] = (rot[1:] * rot[:-1].inv()).as_euler("xyz")
-        actions[:-1, 6] = s[1:, 6] - s[:-1, 6]
-    return actions.astype(np.float32)
 
 
 def resample_indices(num_steps: int, native_fps: float, fps: float) -> np.ndarray:
@@ -195,8 +182,8 @@ def read_droid_episode(
         keep = keep[: len(frames)]
     if len(keep) < 2:
         raise DatasetError(ep_dir, f"episode too short after resampling to {fps} fps ({len(keep)} steps)")
-    states = states_native[keep]
-    return DroidEpisode(ep_dir, task, keep, states.astype(np.float32), state_deltas(states), frames)
+    states = canonical_state(states_native[keep])  # roll wrapped as the sim reports it (robot_pose)
+    return DroidEpisode(ep_dir, task, keep, states.astype(np.float32), state_deltas(states).astype(np.float32), frames)
 
 
 def find_droid_episodes(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:

@@ -9,10 +9,18 @@ import av
 import h5py
 import numpy as np
 import pytest
+import torch
 from scipy.spatial.transform import Rotation
 
+from robot_pose import in_convention, state_deltas, wrap_euler
+from worldmodel import state_math
 from worldmodel.data import DatasetError, LeRobotDataset
-from worldmodel.data.droid_import import import_droid, main, read_droid_episode, resample_indices, state_deltas
+from worldmodel.data.droid_import import (
+    import_droid,
+    main,
+    read_droid_episode,
+    resample_indices,
+)
 
 SERIALS = {"ext1": "11111111", "ext2": "22222222", "wrist": "33333333"}
 W, H, MARGIN = 128, 96, 16  # DROID-like wide frames; the centre square is x in [16, 112)
@@ -100,7 +108,7 @@ def test_resample_indices_15_to_4_hz() -> None:
 def test_state_deltas_compose_back_to_the_states() -> None:
     states = native_states(20)[::3]
     a = state_deltas(states)
-    assert a.shape == states.shape and a.dtype == np.float32
+    assert a.shape == states.shape
     assert (a[-1] == 0).all()
     np.testing.assert_allclose(a[:-1, :3], np.diff(states[:, :3], axis=0), atol=1e-7)
     np.testing.assert_allclose(a[:-1, 6], np.diff(states[:, 6]), atol=1e-7)
@@ -115,8 +123,6 @@ def test_state_deltas_compose_back_to_the_states() -> None:
 
 def test_state_deltas_agree_with_the_model_state_math() -> None:
     """The importer's numpy/scipy actions use the same convention as worldmodel.state_math (torch)."""
-    torch = pytest.importorskip("torch")
-    state_math = pytest.importorskip("worldmodel.state_math")
     states = native_states(60)[::4]
     ours = state_deltas(states)
     ref = state_math.state_delta(torch.from_numpy(states[:-1]), torch.from_numpy(states[1:])).numpy()
@@ -136,7 +142,12 @@ def test_import_one_episode(tmp_path: Path) -> None:
     ep = ds.episode(0)
     idx = np.array([0, 4, 8, 11, 15, 19, 23, 26, 30, 34, 38, 41])
     assert ep.length == len(idx) and ep.task == "put the marker in the cup"
-    np.testing.assert_array_equal(ep.states, states[idx].astype(np.float32))
+    # states: the native ones with the roll wrapped into the sim's convention (DROID's flickers across ±pi)
+    assert np.abs(np.diff(states[idx, 3])).max() > 3 and in_convention(ep.states[:, 3:6], atol=1e-6)
+    assert np.abs(np.diff(ep.states[:, 3])).max() < 0.2
+    expected = states[idx].copy()
+    expected[:, 3:6] = wrap_euler(expected[:, 3:6])
+    np.testing.assert_array_equal(ep.states, expected.astype(np.float32))
     # actions: position/gripper differences and R_{t+1} R_t^T between the *resampled* states
     np.testing.assert_allclose(ep.actions[:-1, :3], np.diff(states[idx, :3], axis=0), atol=1e-6)
     np.testing.assert_allclose(ep.actions[:-1, 6], np.diff(states[idx, 6]), atol=1e-6)
