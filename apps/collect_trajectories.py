@@ -31,16 +31,19 @@ class EpisodeJob:
     index: int
     task: str
     seed: int
-    policy: str  # "oracle" or "random"
+    policy: str  # "oracle", "oracle+contact" (gripper perturbed near the cube) or "random"
 
 
 def plan_jobs(cfg: DictConfig) -> list[EpisodeJob]:
     rng = np.random.default_rng(int(cfg.env.seed))
     tasks = list(cfg.tasks)
-    return [
-        EpisodeJob(k, tasks[k % len(tasks)], int(cfg.env.seed) + k, "random" if rng.random() < cfg.random_fraction else "oracle")
-        for k in range(int(cfg.episodes))
-    ]
+    jobs = []
+    for k in range(int(cfg.episodes)):
+        policy = "random" if rng.random() < cfg.random_fraction else "oracle"
+        if policy == "oracle" and cfg.contact_fraction > 0 and rng.random() < cfg.contact_fraction:
+            policy = "oracle+contact"
+        jobs.append(EpisodeJob(k, tasks[k % len(tasks)], int(cfg.env.seed) + k, policy))
+    return jobs
 
 
 _worker: dict = {}
@@ -65,7 +68,7 @@ def _driver(task: str):
 
 def run_job(job: EpisodeJob) -> dict:
     from apps.episode_log import EpisodeRecorder
-    from envs.policies import NoisyOracle, RandomExploration
+    from envs.policies import GripperPerturbation, NoisyOracle, RandomExploration
 
     cfg = _worker["cfg"]
     driver = _driver(job.task)
@@ -76,8 +79,10 @@ def run_job(job: EpisodeJob) -> dict:
     recorder = _worker["recorder"]
     rng = np.random.default_rng(job.seed + 1_000_003)
     scene = driver.env.scene
-    if job.policy == "oracle":
+    if job.policy.startswith("oracle"):
         policy = NoisyOracle(driver.env.oracle(), rng, float(cfg.oracle_noise))
+        if job.policy == "oracle+contact":
+            policy = GripperPerturbation(policy, rng, prob=float(cfg.contact_prob))
     else:
         policy = RandomExploration(rng, step=float(cfg.random_scale), smoothing=0.6)
     recorder.start(TASK_TEXT[job.task], obs)

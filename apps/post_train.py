@@ -27,11 +27,13 @@ def train_config(cfg: DictConfig):
 
 
 def run(cfg: DictConfig, progress: bool = True) -> dict:
+    from apps.models import resolve_path
     from worldmodel.train import post_train
 
     return post_train(
         cfg.data, cfg.encoder_path, OmegaConf.to_container(cfg.predictor), train_config(cfg), run_dir=cfg.run_dir,
         out=cfg.out, camera=cfg.camera, device=cfg.device, threads=cfg.threads, progress=progress,
+        init_from=resolve_path(cfg.init_from) if cfg.get("init_from") else None,
     )
 
 
@@ -96,7 +98,7 @@ episodes pretrain-encoder held out). Frozen-encoder features cached in `{final['
 ```
 
 Loss: teacher forcing (frames 0..T-2 -> 1..T-1, one block-causal pass) + {cfg.train.rollout_steps}-step rollout
-(own predictions fed back), L1 on layer-normed features; AdamW (weight decay {cfg.train.weight_decay} on
+(own predictions fed back), L1 on layer-normed features;{f" initialised from `{extra['init_from']}`;" if extra.get('init_from') else ""} AdamW (weight decay {cfg.train.weight_decay} on
 matrices), warmup-stable-decay LR (peak {cfg.train.lr}), gradient clipping {cfg.train.grad_clip}.
 
 ## Training

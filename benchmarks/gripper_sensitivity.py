@@ -76,7 +76,8 @@ def main() -> None:
         row = dict(zip(PLANS, l1_energy(predicted, wm.encode(env.goal_image())).tolist()))
         # Against the grasp sub-goal photo (hand closed on the cube): predicted, and on real frames before
         # and after the oracle closes the hand.
-        z_sub = wm.encode(env.unwrapped.subgoal_images()[0])
+        closed = [p.pinch for p in env.unwrapped.task.subgoals(env.unwrapped.spec_)].index(True)
+        z_sub = wm.encode(env.unwrapped.subgoal_images()[closed])
         sub = dict(zip(PLANS, l1_energy(predicted, z_sub).tolist()))
         row["sub: close"], row["sub: stay"] = sub["close+stay"], sub["stay"]
         oracle, scene = env.unwrapped.oracle(), env.unwrapped.scene

@@ -55,19 +55,16 @@ class Episode:
 
 
 def phase_and_goal(task: str, oracle, n_goals: int) -> tuple[str, int]:
-    """The phase the oracle's last action belongs to, and which goal photo that phase plans toward."""
+    """The phase the oracle's last action belongs to, and which goal photo that phase plans toward (grasp: the
+    hand closed on the cube, then the goal; pick-and-place: the same, then held above the spot, then the goal)."""
     if task == "reach":
         return "reach", n_goals - 1
     if task == "reach_with_object":
         return "carry", n_goals - 1
-    if oracle.phase in ("above", "descend"):
-        return "approach", 0
-    if oracle.phase == "close":
-        return "close", 0
-    if task == "grasp" or oracle.phase == "lift":
-        return "lift", min(1, n_goals - 1)
-    if oracle.place_phase == "carry":
-        return "carry", 1
+    if oracle.phase in ("above", "descend", "close"):
+        return ("close" if oracle.phase == "close" else "approach"), 0
+    if task == "grasp" or oracle.phase == "lift" or oracle.place_phase == "carry":
+        return ("lift" if task == "grasp" or oracle.phase == "lift" else "carry"), 1
     return "release", n_goals - 1
 
 

@@ -50,3 +50,25 @@ class NoisyOracle:
         action = self.oracle.act(scene)
         action[:6] += self.rng.normal(0.0, self.noise, 6) * np.array([1, 1, 1, 0.5, 0.5, 0.5])
         return action
+
+
+class GripperPerturbation:
+    """Contact-rich variety on top of a policy: near the cube, now and then the gripper command is flipped
+    for a step or two (a grasp closed too early or on the wrong spot, a held cube let go and re-gripped).
+    The data then shows what closing and opening do next to the cube, which scripted demonstrations show
+    only a few times per episode; the wrapped oracle recovers by itself (it opens again before grasping)
+    or carries on with an empty hand (a failed grasp)."""
+
+    def __init__(self, policy, rng: np.random.Generator, prob: float = 0.15, near: float = 0.05, max_steps: int = 2):
+        self.policy, self.rng, self.prob, self.near, self.max_steps = policy, rng, prob, near, max_steps
+        self._left = 0
+
+    def act(self, scene: FrankaScene) -> np.ndarray:
+        action = self.policy.act(scene)
+        if self._left == 0 and np.linalg.norm(scene.ee_pos() - scene.cube_pos()) < self.near and self.rng.random() < self.prob:
+            self._left = int(self.rng.integers(1, self.max_steps + 1))
+        if self._left > 0:
+            self._left -= 1
+            target = 0.0 if scene.gripper_state() + action[6] >= 0.5 else 1.0  # the opposite of what it asks
+            action[6] = target - scene.gripper_state()
+        return action

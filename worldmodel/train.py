@@ -211,6 +211,23 @@ def build_predictor(predictor_cfg: dict, embed_dim: int, grid_size: int, seed: i
     )
 
 
+def load_initial_weights(predictor: ACPredictor, path, encoder_sha256: str, encoder_path) -> str:
+    """Copy ``path``'s weights into ``predictor`` (strict: every differing key or shape is named) after
+    checking it was post-trained on the same encoder's features; returns the loaded weights' hash."""
+    init = checkpoints.load_module(path, kind="predictor")
+    trained_on = checkpoints.read_metadata(path)["extra"].get("encoder_weights_sha256")
+    if trained_on is not None and trained_on != encoder_sha256:
+        raise ValueError(f"init_from {path} was post-trained on another encoder than {encoder_path}; "
+                         f"start from a predictor trained on its features, or from scratch (init_from=null)")
+    theirs, ours = init.state_dict(), predictor.state_dict()
+    differ = sorted(set(theirs) ^ set(ours)) + sorted(k for k in set(theirs) & set(ours) if theirs[k].shape != ours[k].shape)
+    if differ:
+        raise ValueError(f"init_from {path} does not fit the configured predictor (predictor=...): {', '.join(differ[:8])}"
+                         + (f" and {len(differ) - 8} more" if len(differ) > 8 else ""))
+    predictor.load_state_dict(theirs)
+    return weights_sha256(predictor)
+
+
 @dataclass
 class Dist:
     rank: int = 0
@@ -257,15 +274,19 @@ def post_train(
     threads: int | None = None,
     max_steps_this_call: int | None = None,
     progress: bool = True,
+    init_from: str | os.PathLike | None = None,
 ) -> dict:
     """Train (or resume) to ``cfg.steps``; when complete, validate and write ``out`` (predictor
-    safetensors) and ``run_dir/metrics.json``. Returns a summary dict (also on early stop)."""
+    safetensors) and ``run_dir/metrics.json``. Returns a summary dict (also on early stop).
+    ``init_from``: start from this predictor's weights (post-training a shipped model on new logs) instead of
+    a random initialisation; it must have the configured shape and be trained on ``encoder_path``'s features."""
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         return _post_train(data, encoder_path, predictor_cfg, cfg, run_dir=run_dir, out=out, camera=camera,
-                           device=device, threads=threads, max_steps_this_call=max_steps_this_call, progress=progress)
+                           device=device, threads=threads, max_steps_this_call=max_steps_this_call, progress=progress,
+                           init_from=init_from)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
 
@@ -275,7 +296,7 @@ RESUME_FREE = frozenset({"checkpoint_every", "log_every", "step_delay_s", "val_m
 
 
 def _post_train(data, encoder_path, predictor_cfg: dict, cfg: TrainConfig, *, run_dir, out, camera, device, threads,
-                max_steps_this_call, progress) -> dict:
+                max_steps_this_call, progress, init_from=None) -> dict:
     from tqdm import tqdm
 
     from worldmodel.data.lerobot_dataset import DatasetError, LeRobotDataset
@@ -317,7 +338,10 @@ def _post_train(data, encoder_path, predictor_cfg: dict, cfg: TrainConfig, *, ru
 
     # -- model, optimiser, sampler; resume -------------------------------------------------------
     grid = encoder.img_size // encoder.patch_size
-    predictor = build_predictor(predictor_cfg, encoder.embed_dim, grid, cfg.seed).to(device).train()
+    predictor = build_predictor(predictor_cfg, encoder.embed_dim, grid, cfg.seed)
+    if init_from is not None:
+        init_sha = load_initial_weights(predictor, init_from, cache.spec["encoder_weights_sha256"], encoder_path)
+    predictor = predictor.to(device).train()
     model = predictor
     if dd.world_size > 1:
         model = torch.nn.parallel.DistributedDataParallel(
@@ -327,6 +351,8 @@ def _post_train(data, encoder_path, predictor_cfg: dict, cfg: TrainConfig, *, ru
     step, train_time = 0, 0.0
     state_path, log_path = run_dir / "state.pt", run_dir / "log.jsonl"
     recipe = {"train": asdict(cfg), "predictor": dict(predictor_cfg)}
+    if init_from is not None:  # only then, so runs started before init_from existed still resume
+        recipe["init_from"] = {"path": str(init_from), "weights_sha256": init_sha}
     if state_path.exists():
         state = torch.load(state_path, map_location=device, weights_only=False)
         if "recipe" not in state and "train_cfg" in state:  # states written before the recipe key
@@ -418,6 +444,7 @@ def _post_train(data, encoder_path, predictor_cfg: dict, cfg: TrainConfig, *, ru
                 "trained_by": "post-train", "encoder": str(encoder_path), "feature_cache_key": cache.key,
                 "encoder_weights_sha256": cache.spec["encoder_weights_sha256"], "camera": camera,
                 "data": str(data), "steps": cfg.steps, "train_time_s": round(train_time, 1), "validation": metrics,
+                **({"init_from": str(init_from)} if init_from is not None else {}),
             })
             os.replace(tmp, out)
             summary["out"] = str(out)

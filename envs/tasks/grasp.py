@@ -51,7 +51,8 @@ def grasp_pose(spec: EpisodeSpec) -> GoalPose:
 
 
 class PickOracle(Oracle):
-    """Above the cube, down, close, lift to `lift_to`; then `after_lift` (pick-and-place continues)."""
+    """Above the cube, down, close, lift to `lift_to`; then `after_lift` (pick-and-place continues). A cube
+    lost on the way up (or while carried, see `holding`) is picked up again from where it lies."""
 
     def __init__(self, spec: EpisodeSpec, lift_to: np.ndarray):
         super().__init__(spec)
@@ -59,7 +60,13 @@ class PickOracle(Oracle):
         self.phase = "above"
         self.close_steps = 0
 
+    def holding(self) -> bool:
+        """Whether the cube should be in the hand now."""
+        return self.phase in ("lift", "lifted")
+
     def act(self, scene: FrankaScene) -> np.ndarray:
+        if self.holding() and not scene.cube_between_fingers():
+            self.restart()
         cube = scene.cube_pos()
         above = np.array([cube[0], cube[1], GRASP_HEIGHT + 0.08])
         grasp = np.array([cube[0], cube[1], GRASP_HEIGHT])
@@ -82,6 +89,9 @@ class PickOracle(Oracle):
             return self.move(scene, self.lift_to, 1.0)
         self.phase = "lifted"
         return self.after_lift(scene)
+
+    def restart(self) -> None:
+        self.phase, self.close_steps = "above", 0
 
     def after_lift(self, scene: FrankaScene) -> np.ndarray:
         return self.move(scene, self.lift_to, 1.0)

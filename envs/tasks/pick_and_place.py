@@ -58,6 +58,13 @@ class PlaceOracle(PickOracle):
         self.retreat_to = np.array(spec.goal_ee)
         self.place_phase = "carry"
 
+    def holding(self) -> bool:
+        return self.phase == "lift" or (self.phase == "lifted" and self.place_phase in ("carry", "lower"))
+
+    def restart(self) -> None:
+        super().restart()
+        self.place_phase = "carry"
+
     def after_lift(self, scene: FrankaScene) -> np.ndarray:
         if self.place_phase == "carry":
             if self.near(scene, self.carry_to, 0.01):

@@ -49,10 +49,13 @@ def test_render_goal_then_plan_goal_reaches_it(tmp_path, capsys):
 def test_collect_trajectories_writes_a_readable_dataset(tmp_path, capsys):
     out = tmp_path / "data"
     collect_trajectories.main(
-        ["--out", str(out), "--episodes", "4", "--workers", "2", "--size", "32", "--camera", "workspace", "random_fraction=0.5"]
+        ["--out", str(out), "--episodes", "4", "--workers", "2", "--size", "32", "--camera", "workspace", "random_fraction=0.5",
+         "contact_fraction=1.0"]
     )
     summary = json.loads(capsys.readouterr().out)
     assert summary["episodes"] == 4
+    policies = {key.split("/")[1] for key in summary["by_task_policy"]}
+    assert policies <= {"random", "oracle+contact"}  # every oracle episode got the contact perturbation
     ds = LeRobotDataset(out)
     assert ds.num_episodes == 4
     lengths = [ds.episode(i).length for i in range(4)]

@@ -98,3 +98,4 @@ def test_real_oracle_episodes_are_labelled_in_phase_order(task):
     assert seen == order[task]
     # each phase plans toward its stage's photo: the grasp sub-goal first, the final goal last
     assert ep.goal_index[0] == 0 and ep.goal_index[-1] == len(ep.goals) - 1 == (1 if task == "grasp" else 2)
+    assert ep.goal_index[ep.phases.index("close")] == 0  # the close phase aims at the closed-hand photo

@@ -100,6 +100,29 @@ def test_resuming_with_another_recipe_is_refused_and_names_the_change(tmp_path):
     assert s["complete"] and s["step"] == 4
 
 
+def test_init_from_starts_at_the_given_weights_and_refuses_a_mismatch(tmp_path):
+    data, enc = make_dataset(tmp_path / "d", 4), save_encoder(tmp_path / "enc.safetensors")
+    cfg = TrainConfig(steps=3, batch_size=2, warmup_steps=1, checkpoint_every=10, val_max_clips=4)
+    first = tmp_path / "first.safetensors"
+    post_train(data, enc, PRED, cfg, run_dir=tmp_path / "run0", out=first, progress=False)
+    # no step taken yet: the run's weights are the given predictor's, and the recipe records them
+    post_train(data, enc, PRED, cfg, run_dir=tmp_path / "run1", max_steps_this_call=0, progress=False, init_from=first)
+    state = torch.load(tmp_path / "run1" / "state.pt", weights_only=False)
+    given = checkpoints.load_module(first, kind="predictor").state_dict()
+    assert all(torch.equal(state["predictor"][k], v) for k, v in given.items())
+    assert state["recipe"]["init_from"]["path"] == str(first)
+    fresh = build_predictor(PRED, embed_dim=64, grid_size=4, seed=0).state_dict()
+    assert not all(torch.equal(fresh[k], v) for k, v in given.items())
+    s = post_train(data, enc, PRED, cfg, run_dir=tmp_path / "run1", out=tmp_path / "second.safetensors",
+                   progress=False, init_from=first)
+    assert s["complete"] and checkpoints.read_metadata(tmp_path / "second.safetensors")["extra"]["init_from"] == str(first)
+    with pytest.raises(ValueError, match=r"init_from .*first.safetensors does not fit .*predictor_blocks\.1"):
+        post_train(data, enc, {**PRED, "depth": 2}, cfg, run_dir=tmp_path / "run2", progress=False, init_from=first)
+    other = save_encoder(tmp_path / "other.safetensors", seed=1)
+    with pytest.raises(ValueError, match=r"init_from .*first.safetensors was post-trained on another encoder"):
+        post_train(data, other, PRED, cfg, run_dir=tmp_path / "run3", progress=False, init_from=first)
+
+
 def test_bad_datasets_name_the_problem(tmp_path):
     enc = save_encoder(tmp_path / "enc.safetensors")
     cfg = TrainConfig(steps=1, batch_size=2)
