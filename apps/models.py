@@ -63,6 +63,16 @@ def check_sim_camera(world_model_cfg: Mapping[str, Any], env_cfg: Mapping[str, A
         )
 
 
+def compose_and_load(config_name: str, overrides: list[str]):
+    """(config, world model) for a script: compose `config_name` with the overrides, refuse a sim camera the
+    predictor was not trained on, load the world model."""
+    from apps.cli import compose_config
+
+    cfg = compose_config(config_name, overrides)
+    check_sim_camera(cfg.world_model, cfg.env, cfg.driver)
+    return cfg, load_world_model(cfg.world_model)
+
+
 def planner_config(cfg: Mapping[str, Any]) -> PlannerConfig:
     fields = PlannerConfig.__dataclass_fields__
     return PlannerConfig(**{k: v for k, v in cfg.items() if k in fields})

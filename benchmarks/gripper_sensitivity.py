@@ -49,8 +49,7 @@ def pre_close_context(env, seed: int, frames: int):
 
 def main() -> None:
     import envs
-    from apps.cli import compose_config
-    from apps.models import check_sim_camera, load_world_model
+    from apps.models import compose_and_load
     from planners.energy import l1_energy
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -58,9 +57,7 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("overrides", nargs="*", help="plan-goal config overrides (world model, camera)")
     args = parser.parse_args()
-    cfg = compose_config("plan_goal", args.overrides)
-    check_sim_camera(cfg.world_model, cfg.env, cfg.driver)
-    wm = load_world_model(cfg.world_model)
+    cfg, wm = compose_and_load("plan_goal", args.overrides)
     frames = int(cfg.planner.context_frames)
     plans = torch.tensor(list(PLANS.values()), dtype=torch.float32)  # [4, 2, 7]
     grasp_rows, drop_rows = [], []

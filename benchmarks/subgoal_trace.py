@@ -21,9 +21,8 @@ import torch
 def main() -> None:
     from omegaconf import OmegaConf
 
-    from apps.cli import compose_config
     from apps.episode_runner import PlannerPolicy, even_switch_every
-    from apps.models import check_sim_camera, load_world_model, make_mpc
+    from apps.models import compose_and_load, make_mpc
     from envs.tasks.grasp import grasp_pose
     from robot_drivers.factory import make_driver
 
@@ -35,9 +34,8 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for sim_benchmark, e.g. planner.gripper_cost=0")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cfg = compose_config("sim_benchmark", args.overrides)
-    check_sim_camera(cfg.world_model, cfg.env, cfg.driver)
-    mpc = make_mpc(load_world_model(cfg.world_model), cfg.planner)
+    cfg, wm = compose_and_load("sim_benchmark", args.overrides)
+    mpc = make_mpc(wm, cfg.planner)
     driver = make_driver(cfg.driver, OmegaConf.merge(cfg.env, {"task": args.task, "max_steps": None}))
     budget = driver.env.max_steps
     for seed in args.seed_list or range(args.first_seed, args.first_seed + args.seeds):

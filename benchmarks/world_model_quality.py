@@ -237,8 +237,7 @@ def plot_landscapes(rows: list[dict], path: Path) -> None:
 
 
 def main() -> None:
-    from apps.cli import compose_config
-    from apps.models import check_sim_camera, load_world_model
+    from apps.models import compose_and_load
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=6, help="episodes per task")
@@ -249,9 +248,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="write quality.json, quality.md and landscape.png here")
     parser.add_argument("overrides", nargs="*", help="plan-goal config overrides (world model, camera)")
     args = parser.parse_args()
-    cfg = compose_config("plan_goal", args.overrides)
-    check_sim_camera(cfg.world_model, cfg.env, cfg.driver)
-    wm = load_world_model(cfg.world_model)
+    cfg, wm = compose_and_load("plan_goal", args.overrides)
     context_frames = int(cfg.planner.context_frames)
     tasks = args.tasks.split(",")
     rows = []

@@ -56,10 +56,12 @@ class GripperPerturbation:
     """Contact-rich variety on top of a policy: near the cube, now and then the gripper command is flipped
     for a step or two (a grasp closed too early or on the wrong spot, a held cube let go and re-gripped).
     The data then shows what closing and opening do next to the cube, which scripted demonstrations show
-    only a few times per episode; the wrapped oracle recovers by itself (it opens again before grasping)
-    or carries on with an empty hand (a failed grasp)."""
+    only a few times per episode. The wrapped oracle recovers by itself: it opens again before grasping, and
+    the pick oracles go back for a cube that slipped out (a failed grasp, then a re-grasp); the carry oracle
+    of reach-with-object does not, so there the data shows an empty hand arriving. `prob` is the chance per
+    step near the cube (within `near` m of the hand) that a flip of 1..`max_steps` steps starts."""
 
-    def __init__(self, policy, rng: np.random.Generator, prob: float = 0.15, near: float = 0.05, max_steps: int = 2):
+    def __init__(self, policy, rng: np.random.Generator, prob: float, near: float = 0.05, max_steps: int = 2):
         self.policy, self.rng, self.prob, self.near, self.max_steps = policy, rng, prob, near, max_steps
         self._left = 0
 
