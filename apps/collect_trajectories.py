@@ -40,6 +40,7 @@ def plan_jobs(cfg: DictConfig) -> list[EpisodeJob]:
     jobs = []
     for k in range(int(cfg.episodes)):
         policy = "random" if rng.random() < cfg.random_fraction else "oracle"
+        # (no extra draw at contact_fraction 0: earlier recipes plan the same jobs as before)
         if policy == "oracle" and cfg.contact_fraction > 0 and rng.random() < cfg.contact_fraction:
             policy = "oracle+contact"
         jobs.append(EpisodeJob(k, tasks[k % len(tasks)], int(cfg.env.seed) + k, policy))

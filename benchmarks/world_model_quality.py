@@ -63,8 +63,10 @@ def phase_and_goal(task: str, oracle, n_goals: int) -> tuple[str, int]:
         return "carry", n_goals - 1
     if oracle.phase in ("above", "descend", "close"):
         return ("close" if oracle.phase == "close" else "approach"), 0
-    if task == "grasp" or oracle.phase == "lift" or oracle.place_phase == "carry":
-        return ("lift" if task == "grasp" or oracle.phase == "lift" else "carry"), 1
+    if task == "grasp" or oracle.phase == "lift":
+        return "lift", 1
+    if oracle.place_phase == "carry":
+        return "carry", 1
     return "release", n_goals - 1
 
 

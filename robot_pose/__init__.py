@@ -31,11 +31,10 @@ def wrap_euler(euler):
     """[..., 3] Euler "xyz" angles (numpy array or torch tensor) -> the same rotations in the convention's
     ranges: roll in [-pi/2, 3pi/2), pitch and yaw in [-pi, pi). Python's modulo (numpy's and torch's
     ``%`` alike) takes the divisor's sign, so every angle lands in [start, start + 2pi)."""
-    if isinstance(euler, np.ndarray) or np.isscalar(euler) or isinstance(euler, (list, tuple)):
-        euler = np.asarray(euler, dtype=np.float64)
-        start = np.asarray(EULER_RANGE_START)
-    else:  # a torch tensor: keep its dtype and device
+    if hasattr(euler, "new_tensor"):  # a torch tensor: keep its dtype and device
         start = euler.new_tensor(EULER_RANGE_START)
+    else:
+        euler, start = np.asarray(euler, dtype=np.float64), np.asarray(EULER_RANGE_START)
     wrapped = (euler - start) % TWO_PI + start
     # Rounding can land a value a hair below start + 2pi exactly on it; fold that back to start.
     return wrapped - TWO_PI * (wrapped >= start + TWO_PI)

@@ -219,12 +219,12 @@ def load_initial_weights(predictor: ACPredictor, path, encoder_sha256: str, enco
     if trained_on is not None and trained_on != encoder_sha256:
         raise ValueError(f"init_from {path} was post-trained on another encoder than {encoder_path}; "
                          f"start from a predictor trained on its features, or from scratch (init_from=null)")
-    theirs, ours = init.state_dict(), predictor.state_dict()
-    differ = sorted(set(theirs) ^ set(ours)) + sorted(k for k in set(theirs) & set(ours) if theirs[k].shape != ours[k].shape)
-    if differ:
+    try:
+        checkpoints.load_strict(predictor, init.state_dict())
+    except checkpoints.CheckpointMismatchError as e:
+        differ = e.missing + e.unexpected + e.shapes
         raise ValueError(f"init_from {path} does not fit the configured predictor (predictor=...): {', '.join(differ[:8])}"
-                         + (f" and {len(differ) - 8} more" if len(differ) > 8 else ""))
-    predictor.load_state_dict(theirs)
+                         + (f" and {len(differ) - 8} more" if len(differ) > 8 else "")) from None
     return weights_sha256(predictor)
 
 

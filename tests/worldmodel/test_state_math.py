@@ -6,6 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from robot_pose import wrap_euler
 from worldmodel.state_math import euler_xyz_to_matrix, integrate_state, matrix_to_euler_xyz, state_delta
 
 Rotation = pytest.importorskip("scipy.spatial.transform").Rotation
@@ -27,11 +28,12 @@ def test_gimbal_lock_gives_a_valid_rotation():
 
 
 def _reference_new_pose(pose: np.ndarray, action: np.ndarray) -> np.ndarray:
-    """The recipe of the public planner's compute_new_pose, written with scipy."""
+    """The recipe of the public planner's compute_new_pose, written with scipy; its atan2-range angles are
+    then wrapped into the stack's pose convention (robot_pose), as integrate_state's are."""
     xyz = pose[:3] + action[:3]
     R = Rotation.from_euler("xyz", action[3:6]).as_matrix() @ Rotation.from_euler("xyz", pose[3:6]).as_matrix()
     grip = np.clip(pose[6:] + action[6:], 0, 1)
-    return np.concatenate([xyz, Rotation.from_matrix(R).as_euler("xyz"), grip])
+    return np.concatenate([xyz, wrap_euler(Rotation.from_matrix(R).as_euler("xyz")), grip])
 
 
 @settings(max_examples=50, deadline=None)
