@@ -6,14 +6,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import configs
 from planners import PlannerConfig, make_planner
 from planners.mpc import LatentMPC
 
 PROJECT_ROOT = Path(configs.__file__).resolve().parent.parent
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def resolve_path(path: str) -> Path:
@@ -25,11 +22,11 @@ def resolve_path(path: str) -> Path:
 
 
 def load_world_model(cfg: Mapping[str, Any]):
+    from worldmodel.compute_dtype import resolve_dtype
     from worldmodel.world_model import VJEPAWorldModel
 
-    if cfg["dtype"] not in _DTYPES:
-        raise ValueError(f"world_model.dtype must be one of {sorted(_DTYPES)}, got {cfg['dtype']!r}")
-    kw = dict(device=cfg["device"], dtype=_DTYPES[cfg["dtype"]], max_batch=cfg.get("max_batch"))
+    dtype, _ = resolve_dtype(cfg["dtype"], cfg["device"])
+    kw = dict(device=cfg["device"], dtype=dtype, max_batch=cfg.get("max_batch"))
     if cfg["source"] == "safetensors":
         enc, pred = resolve_path(cfg["encoder"]), resolve_path(cfg["predictor"])
         for what, p in (("encoder", enc), ("predictor", pred)):
@@ -41,6 +38,14 @@ def load_world_model(cfg: Mapping[str, Any]):
             raise ValueError("world_model.source=official needs world_model.official_path=/path/to/vjepa2-ac.pt")
         return VJEPAWorldModel.from_official(resolve_path(cfg["official_path"]), img_size=int(cfg["img_size"]), **kw)
     raise ValueError(f"world_model.source must be safetensors or official, got {cfg['source']!r}")
+
+
+def describe_compute(cfg: Mapping[str, Any]) -> str:
+    """`world_model` settings -> 'bfloat16 on cpu (auto: CPU has avx512_bf16)', for the start-up line."""
+    from worldmodel.compute_dtype import dtype_name, resolve_dtype
+
+    dtype, why = resolve_dtype(cfg["dtype"], cfg["device"])
+    return f"{dtype_name(dtype)} on {cfg['device']} ({why})"
 
 
 def check_sim_camera(world_model_cfg: Mapping[str, Any], env_cfg: Mapping[str, Any], driver_cfg: Mapping[str, Any]) -> None:

@@ -91,7 +91,9 @@ def run(cfg: DictConfig) -> dict:
     obs = driver.reset()
     budget = int(cfg.max_steps or task_budget(driver))
     if cfg.policy == "planner":
-        from apps.models import load_world_model, make_mpc
+        from apps.models import describe_compute, load_world_model, make_mpc
+
+        print(f"plan-goal: world model in {describe_compute(cfg.world_model)}", flush=True)
 
         goals, sub = [*subgoal_images, goal_image], cfg.subgoals
         every = even_switch_every(budget, len(goals), sub.switch_every, sub.switch_energy)

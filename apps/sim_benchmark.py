@@ -175,9 +175,10 @@ def benchmark(cfg: DictConfig) -> dict:
     if unknown:
         raise SystemExit(f"sim-benchmark: unknown policies {sorted(unknown)} (planner, random, oracle)")
     if "planner" in policies:
-        from apps.models import check_sim_camera
+        from apps.models import check_sim_camera, describe_compute
 
         check_sim_camera(cfg.world_model, cfg.env, cfg.driver)
+        print(f"sim-benchmark: world model in {describe_compute(cfg.world_model)}", flush=True)
     seeds = benchmark_seeds(cfg)
     jobs = [Job(t, p, s) for t in tasks for p in policies for s in seeds]
     out = Path(cfg.out)

@@ -8,12 +8,19 @@ iterations from configs/planner/cem.yaml unless overridden) on real sim frames, 
 rollout and then with a rollout that re-runs the whole history at every imagined step (as the public
 V-JEPA 2-AC code does), and prints the median seconds per action of each and their ratio. FLOPs of one
 planning call are counted with torch's FlopCounterMode; achieved GFLOP/s is compared with a dense
-matmul measured on the same device."""
+matmul measured on the same device and dtype; a dtype the CPU only emulates is named as such.
+
+Every printout starts with the CPU model and the ISA flags that decide speed (avx2, fma, avx512f,
+avx512_bf16, amx). `--dtypes float32 bfloat16` measures both in one run; `--cap-isa avx2` re-runs the
+benchmark with oneDNN and ATen capped at AVX2 (ONEDNN_MAX_CPU_ISA, ATEN_CPU_CAPABILITY), which is how
+an AVX2-only CPU computes: bf16 then falls back to emulation, as it does on such machines."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -94,50 +101,71 @@ def time_pairs(cached, reference, z, s, past, z_goal, repeats: int, device: str)
     return t_cached, t_ref
 
 
-def main() -> None:
-    from apps.cli import compose_config
+ISA_CAPS = {"avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
+
+
+def cap_isa(name: str) -> None:
+    """Re-run this process with oneDNN / ATen limited to an older instruction set (once)."""
+    env = ISA_CAPS[name]
+    if all(os.environ.get(k) == v for k, v in env.items()):
+        return
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **env})
+
+
+def peak_note(device: str, dtype: torch.dtype, peaks: dict[torch.dtype, float]) -> str:
+    """'vs dense matmul X GFLOP/s' with the emulation said out loud where bf16 is slower than fp32."""
+    peak = peaks[dtype]
+    if device == "cpu" and dtype != torch.float32 and peak < peaks[torch.float32]:
+        return f"dense {dtype} matmul {peak:.1f} GFLOP/s: EMULATED on this CPU (float32 matmul: {peaks[torch.float32]:.1f} GFLOP/s)"
+    return f"dense matmul {peak:.1f} GFLOP/s"
+
+
+def build_random(kind: str, device: str, dtype: torch.dtype):
+    """--official-size / --random-init: the architecture with random weights."""
+    from worldmodel.encoder import build_encoder
+    from worldmodel.predictor import ACPredictor
+    from worldmodel.world_model import VJEPAWorldModel
+
+    torch.manual_seed(0)
+    if kind == "official":
+        with torch.device(device):
+            enc = build_encoder("vit_giant", img_size=256)
+            pred = ACPredictor(embed_dim=1408, predictor_embed_dim=1024, depth=24, num_heads=16, grid_size=16)
+    else:  # the shipped architecture (configs/encoder/sim_mini.yaml, configs/predictor/sim_small.yaml)
+        from omegaconf import OmegaConf
+
+        from apps.cli import CONFIG_DIR
+
+        e = OmegaConf.load(CONFIG_DIR / "encoder" / "sim_mini.yaml")
+        p = OmegaConf.load(CONFIG_DIR / "predictor" / "sim_small.yaml")
+        enc = build_encoder(e.name, patch_size=e.patch_size, tubelet_size=e.tubelet_size, img_size=e.img_size)
+        pred = ACPredictor(
+            embed_dim=enc.embed_dim, predictor_embed_dim=p.predictor_embed_dim, depth=p.depth,
+            num_heads=p.num_heads, mlp_ratio=p.mlp_ratio, grid_size=e.img_size // e.patch_size,
+        )
+    return VJEPAWorldModel.from_modules(enc, pred, device=device, dtype=dtype)
+
+
+def measure(args, cfg, dtype_setting: str, peaks: dict) -> dict:
+    """One dtype: cached vs reference planning time, FLOPs and GFLOP/s (printed and returned)."""
+    from omegaconf import OmegaConf
+
     from apps.models import load_world_model, planner_config
     from planners import CEMPlanner
+    from worldmodel.compute_dtype import dtype_name, resolve_dtype
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--official-size", action="store_true", help="random weights at V-JEPA 2-AC size (needs a GPU)")
-    parser.add_argument("--random-init", action="store_true", help="the sim architecture with random weights")
-    parser.add_argument("--repeats", type=int, default=7, help="timed (cached, reference) pairs")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides for plan_goal, e.g. planner.num_samples=300")
-    args = parser.parse_args()
-    cfg = compose_config("plan_goal", args.overrides)
     device = cfg.world_model.device
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[cfg.world_model.dtype]
+    dtype, why = resolve_dtype(dtype_setting, device)
     if args.official_size or args.random_init:
-        from worldmodel.encoder import build_encoder
-        from worldmodel.predictor import ACPredictor
-        from worldmodel.world_model import VJEPAWorldModel
-
-        torch.manual_seed(0)
-        if args.official_size:
-            with torch.device(device):
-                enc = build_encoder("vit_giant", img_size=256)
-                pred = ACPredictor(embed_dim=1408, predictor_embed_dim=1024, depth=24, num_heads=16, grid_size=16)
-        else:  # the shipped architecture (configs/encoder/sim_mini.yaml, configs/predictor/sim_small.yaml)
-            from omegaconf import OmegaConf
-
-            from apps.cli import CONFIG_DIR
-
-            e = OmegaConf.load(CONFIG_DIR / "encoder" / "sim_mini.yaml")
-            p = OmegaConf.load(CONFIG_DIR / "predictor" / "sim_small.yaml")
-            enc = build_encoder(e.name, patch_size=e.patch_size, tubelet_size=e.tubelet_size, img_size=e.img_size)
-            pred = ACPredictor(
-                embed_dim=enc.embed_dim, predictor_embed_dim=p.predictor_embed_dim, depth=p.depth,
-                num_heads=p.num_heads, mlp_ratio=p.mlp_ratio, grid_size=e.img_size // e.patch_size,
-            )
-        wm = VJEPAWorldModel.from_modules(enc, pred, device=device, dtype=dtype)
+        wm = build_random("official" if args.official_size else "sim", device, dtype)
     else:
-        wm = load_world_model(cfg.world_model)
+        wm_cfg = OmegaConf.to_container(cfg.world_model)
+        wm = load_world_model({**wm_cfg, "dtype": dtype_name(dtype)})
     pcfg = planner_config(cfg.planner)
     frames = int(cfg.planner.context_frames)
     z, s, past, z_goal = context_inputs(wm, frames, device)
     print(
-        f"device {device} dtype {cfg.world_model.dtype} threads {torch.get_num_threads()}: context {frames} frames, "
+        f"\n== {dtype_name(dtype)} ({why}) on {device}, threads {torch.get_num_threads()}: context {frames} frames, "
         f"horizon {pcfg.horizon}, {pcfg.num_samples} samples x {pcfg.iterations} iterations, tokens/frame {z.shape[-2]}, dim {z.shape[-1]}"
     )
     cached = CEMPlanner(wm, pcfg)
@@ -147,13 +175,45 @@ def main() -> None:
         cached.plan(z, s, z_goal, past_actions=past)
     flops = counter.get_total_flops()
     med_c, med_r = statistics.median(t_cached), statistics.median(t_ref)
-    peak = dense_matmul_gflops(device, dtype)
+    if dtype not in peaks:
+        peaks[dtype] = dense_matmul_gflops(device, dtype)
+    achieved = flops / med_c / 1e9
     print(f"cached rollout:      {med_c:.3f} s per action (median of {len(t_cached)})")
     print(f"reference rollout:   {med_r:.3f} s per action (median of {len(t_ref)})")
     ratios = sorted(r / c for c, r in zip(t_cached, t_ref))
     print(f"speed-up:            {med_r / med_c:.2f}x (per pair: min {ratios[0]:.2f}x, median {statistics.median(ratios):.2f}x, max {ratios[-1]:.2f}x)")
-    print(f"achieved:            {flops / med_c / 1e9:.1f} GFLOP/s ({flops / 1e9:.1f} GFLOP per action) vs dense matmul {peak:.1f} GFLOP/s ({100 * flops / med_c / 1e9 / peak:.0f}%)")
+    print(
+        f"achieved:            {achieved:.1f} GFLOP/s ({flops / 1e9:.1f} GFLOP per action), "
+        f"{100 * achieved / peaks[dtype]:.0f}% of the {peak_note(device, dtype, peaks)}"
+    )
+    return {"dtype": dtype_name(dtype), "cached_s": med_c, "reference_s": med_r, "gflop": flops / 1e9, "gflops": achieved}
 
+
+def main() -> None:
+    from apps.cli import compose_config
+    from worldmodel.compute_dtype import cpu_info
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--official-size", action="store_true", help="random weights at V-JEPA 2-AC size (needs a GPU)")
+    parser.add_argument("--random-init", action="store_true", help="the sim architecture with random weights")
+    parser.add_argument("--repeats", type=int, default=7, help="timed (cached, reference) pairs")
+    parser.add_argument("--dtypes", nargs="+", default=None, help="compute dtypes to measure in turn (default: world_model.dtype)")
+    parser.add_argument("--cap-isa", choices=sorted(ISA_CAPS), help="run as a CPU limited to this instruction set would")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for plan_goal, e.g. planner.num_samples=300")
+    args = parser.parse_args()
+    if args.cap_isa:
+        cap_isa(args.cap_isa)
+    cfg = compose_config("plan_goal", args.overrides)
+    device = cfg.world_model.device
+    print(f"CPU: {cpu_info().describe()}; torch {torch.__version__}, ATen vector ISA {torch.backends.cpu.get_cpu_capability()}")
+    if device.startswith("cuda"):
+        print(f"GPU: {torch.cuda.get_device_name(device)}")
+    peaks = {torch.float32: dense_matmul_gflops(device, torch.float32)}
+    results = [measure(args, cfg, d, peaks) for d in (args.dtypes or [cfg.world_model.dtype])]
+    if len(results) > 1:
+        base = results[0]
+        for r in results[1:]:
+            print(f"\n{r['dtype']} / {base['dtype']}: {r['cached_s'] / base['cached_s']:.2f}x the time per action (cached rollout)")
 
 if __name__ == "__main__":
     main()
