@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
             "--goal": ("goal", "goal image (PNG/JPEG); a goal.json beside it sets the sim's start"),
             "--subgoals": ("subgoals.images", "comma-separated sub-goal images planned toward first, in order"),
             "--policy": ("policy", "planner | oracle | random"),
-            "--planner": ("planner", "cem | mppi"),
+            "--planner": ("planner", "cem | icem | cem_grad | mppi"),
             "--steps": ("max_steps", "step budget"),
             "--log-dir": ("log_dir", "where the episode is logged"),
             "--rerun": ("rerun", "log to rerun: a .rrd path, 'spawn', or a viewer URL"),

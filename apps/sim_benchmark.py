@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
             "--seeds": ("seeds", "episodes per task and policy"),
             "--workers": ("workers", "parallel processes"),
             "--out": ("out", "output directory"),
-            "--planner": ("planner", "cem | mppi"),
+            "--planner": ("planner", "cem | icem | cem_grad | mppi"),
             "--rerun": ("rerun", "directory for one .rrd recording per episode"),
         },
         argv,

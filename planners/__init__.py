@@ -5,7 +5,8 @@ from planners.cem import CEMPlanner
 from planners.mppi import MPPIPlanner
 from planners.energy import l1_energy
 
-PLANNERS = {"cem": CEMPlanner, "mppi": MPPIPlanner}
+# iCEM and gradient-refined CEM are CEM's refit with other sampling settings (configs/planner/*.yaml).
+PLANNERS = {"cem": CEMPlanner, "icem": CEMPlanner, "cem_grad": CEMPlanner, "mppi": MPPIPlanner}
 
 
 def make_planner(name: str, world_model, cfg: PlannerConfig) -> SamplingPlanner:

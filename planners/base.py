@@ -1,8 +1,15 @@
-"""Sampling-based planning over action sequences, shared by CEM and MPPI.
+"""Sampling-based planning over action sequences, shared by CEM, iCEM and MPPI.
 
 A planner reaches the world model only through `rollout(z, state, actions)` (worldmodel/protocol.py):
 the context (z0, state0) is encoded once, every iteration rolls out a batch of K candidate sequences
 from it, scores them, and refits the sampling distribution. CEM and MPPI differ only in that refit.
+
+iCEM (Pinneri et al., 2020) is CEM with four sampling options, all off by default: coloured noise
+along the horizon (`noise_beta`), a sample count that shrinks by `sample_decay` per iteration, a
+share of the elites kept for the next iteration and, shifted by one step, for the next control step
+(`keep_elites`), and an early stop once the elites' mean energy improves by less than `stop_tol`.
+`grad_steps` then refines the returned plan by gradient descent on its energy through the world
+model's differentiable rollout (world models that offer `rollout_differentiable`).
 
 Action layout (DESIGN.md): [dx, dy, dz, droll, dpitch, dyaw, dgripper]. By default the search covers
 xyz and the gripper; rotation is held at zero (as V-JEPA 2-AC does) unless `search_rotation`.
@@ -11,11 +18,13 @@ xyz and the gripper; rotation is held at zero (as V-JEPA 2-AC does) unless `sear
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 
 import torch
 
 from planners.energy import l1_energy
+from planners.noise import coloured_noise
 
 log = logging.getLogger(__name__)
 ACTION_DIM = 7
@@ -38,6 +47,12 @@ class PlannerConfig:
     all_steps_energy: bool = False
     gripper_cost: float = 0.0  # energy per unit of |gripper delta|: change the gripper only when the images say so
     temperature: float = 0.02  # MPPI only: softmax temperature on energies
+    noise_beta: float = 0.0  # iCEM: sampling noise ~ 1/f^beta along the horizon (0 white, 2 smooth)
+    sample_decay: float = 1.0  # iCEM: iteration i samples num_samples / sample_decay**i (at least 2 x elites)
+    keep_elites: float = 0.0  # iCEM: share of the elites carried to the next iteration and control step
+    stop_tol: float = 0.0  # stop iterating once the elite mean energy improves by less than this share
+    grad_steps: int = 0  # Adam steps on the returned plan's energy through the differentiable rollout
+    grad_lr: float = 0.002  # their step size (Adam: about this much per step, in m for xyz)
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -45,6 +60,12 @@ class PlannerConfig:
             raise ValueError("horizon >= 1, num_samples >= 2 and iterations >= 1 are required")
         if not 1 <= self.num_elites <= self.num_samples:
             raise ValueError(f"num_elites must be in [1, num_samples], got {self.num_elites}")
+        if self.sample_decay < 1.0 or not 0.0 <= self.keep_elites <= 1.0 or self.stop_tol < 0 or self.grad_steps < 0:
+            raise ValueError("sample_decay >= 1, keep_elites in [0, 1], stop_tol >= 0 and grad_steps >= 0 are required")
+
+    def samples_at(self, iteration: int) -> int:
+        """Candidates rolled out at `iteration` (0-based): iCEM's shrinking count."""
+        return max(2 * self.num_elites, math.ceil(self.num_samples / self.sample_decay**iteration), 2)
 
 
 @dataclass
@@ -55,6 +76,8 @@ class PlanResult:
     mean: torch.Tensor | None = None  # [H, 7] final sampling mean (warm start for the next step)
     std: torch.Tensor | None = None
     fallback: bool = False  # True when no finite energy was seen and the plan is "hold still"
+    elites: torch.Tensor | None = None  # [E', H, 7] kept elites (keep_elites > 0): shifted into the next step
+    candidates: int = 0  # sequences rolled out (the work this plan cost)
 
     @property
     def first_action(self) -> torch.Tensor:
@@ -95,21 +118,23 @@ class SamplingPlanner:
         cfg = self.cfg
         device = z0.device
         state0 = (state0.reshape(1, ACTION_DIM) if z0.ndim == 3 else state0).to(device=device, dtype=torch.float32)
-        rollout = self._rollout_fn(z0, state0, None if past_actions is None else past_actions.to(device))
+        past_actions = None if past_actions is None else past_actions.to(device)
+        rollout = self._rollout_fn(z0, state0, past_actions)
         bound = self.bound.to(device)
         mean, std = self._initial_distribution(init, device)
-        best_actions, best_energy, history = None, float("inf"), []
-        for _ in range(cfg.iterations):
+        kept = self._shifted_elites(init, device)  # [E', H, 7] or None
+        best_actions, best_energy, history, elite_energy, candidates = None, float("inf"), [], float("inf"), 0
+        for i in range(cfg.iterations):
             # Sample K sequences around the current distribution, inside the bounds.
-            noise = torch.randn((cfg.num_samples, cfg.horizon, ACTION_DIM), generator=self.generator).to(device)
+            k = cfg.samples_at(i)
+            noise = coloured_noise(k, cfg.horizon, ACTION_DIM, cfg.noise_beta, self.generator).to(device)
             samples = (mean + std * noise).clamp(-bound, bound)
             samples[0] = mean.clamp(-bound, bound)  # keep the current mean in the race
+            if kept is not None:  # iCEM: last iteration's (or step's) best, re-scored here
+                samples[1 : 1 + kept.shape[0]] = kept[: k - 1]
             # Roll out all candidates from the shared context and score them.
-            predicted = rollout(samples)
-            energy = l1_energy(predicted, z_goal, cfg.all_steps_energy)
-            if cfg.gripper_cost:
-                energy = energy + cfg.gripper_cost * samples[..., 6].abs().sum(dim=1)
-            energy = torch.where(torch.isfinite(energy), energy, torch.full_like(energy, float("inf")))
+            energy = self._energy(rollout(samples), samples, z_goal)
+            candidates += k
             k_best = int(torch.argmin(energy))
             history.append(float(energy[k_best]))
             if energy[k_best] < best_energy:
@@ -121,12 +146,51 @@ class SamplingPlanner:
             mean = cfg.momentum * mean + (1 - cfg.momentum) * new_mean
             std = cfg.momentum * std + (1 - cfg.momentum) * new_std
             std = torch.maximum(std, self._min_std(device))
+            kept = self._keep(samples, energy)
+            # Stop early once the elites stop improving.
+            order = torch.topk(energy, min(cfg.num_elites, k), largest=False).values
+            previous, elite_energy = elite_energy, float(order.mean())
+            if cfg.stop_tol and previous - elite_energy < cfg.stop_tol * abs(previous):
+                break
         if best_actions is None:
             log.warning("planner: every candidate had a non-finite energy; holding still")
             hold = torch.zeros(cfg.horizon, ACTION_DIM, device=device)
-            return PlanResult(hold, float("inf"), history, mean, std, fallback=True)
+            return PlanResult(hold, float("inf"), history, mean, std, fallback=True, candidates=candidates)
         plan = self.select(mean.clamp(-bound, bound), best_actions)
-        return PlanResult(plan, best_energy, history, mean, std)
+        if cfg.grad_steps:
+            plan = self._refine(plan, z0, state0, past_actions, z_goal, bound)
+        return PlanResult(plan, best_energy, history, mean, std, elites=kept, candidates=candidates)
+
+    def _energy(self, predicted: torch.Tensor, samples: torch.Tensor, z_goal: torch.Tensor) -> torch.Tensor:
+        """[K] energy of each candidate: embedding distance to the goal (+ the gripper's cost); inf if not finite."""
+        cfg = self.cfg
+        energy = l1_energy(predicted, z_goal, cfg.all_steps_energy)
+        if cfg.gripper_cost:
+            energy = energy + cfg.gripper_cost * samples[..., 6].abs().sum(dim=1)
+        return torch.where(torch.isfinite(energy), energy, torch.full_like(energy, float("inf")))
+
+    def _refine(self, plan, z0, state0, past_actions, z_goal, bound) -> torch.Tensor:
+        """A few Adam steps on the plan's energy through the differentiable rollout, inside the bounds and
+        only on the searched dimensions; kept only if the refined plan scores lower than the plan given."""
+        wm = self.world_model
+        if not hasattr(wm, "rollout_differentiable"):
+            raise ValueError("planner.grad_steps > 0 needs a world model with a differentiable rollout (rollout_differentiable)")
+        searched = (bound > 0).to(plan.dtype)  # [7]
+        with torch.enable_grad():
+            x = plan.detach().clone()[None].requires_grad_(True)  # [1, H, 7]
+            opt = torch.optim.Adam([x], lr=self.cfg.grad_lr)
+            energies = []
+            for _ in range(self.cfg.grad_steps + 1):
+                energy = self._energy(wm.rollout_differentiable(z0, state0, x, past_actions=past_actions), x, z_goal)
+                energies.append((float(energy.detach()), x.detach()[0].clone()))
+                opt.zero_grad()
+                energy.sum().backward()
+                x.grad.mul_(searched)
+                opt.step()
+                with torch.no_grad():
+                    x.copy_(torch.maximum(torch.minimum(x, bound), -bound))
+        best_energy, best = min(energies, key=lambda e: e[0])
+        return best if math.isfinite(best_energy) else plan
 
     # ---- the parts CEM and MPPI choose -------------------------------------------------------------
     def refit(self, samples: torch.Tensor, energy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,6 +220,22 @@ class SamplingPlanner:
             shifted = prev[1:]  # what the previous plan meant to do next
             mean[: shifted.shape[0]] = shifted[:H]
         return mean, std
+
+    def _keep(self, samples: torch.Tensor, energy: torch.Tensor) -> torch.Tensor | None:
+        """iCEM: the best `keep_elites` share of the elites, [E', H, 7] (None when off)."""
+        n = int(self.cfg.keep_elites * self.cfg.num_elites)
+        if n < 1:
+            return None
+        return samples[torch.topk(energy, min(n, energy.shape[0]), largest=False).indices].clone()
+
+    def _shifted_elites(self, init: PlanResult | None, device) -> torch.Tensor | None:
+        """The previous step's kept elites advanced by one step (their last action repeated as the new tail)."""
+        if init is None or init.elites is None or init.fallback or self.cfg.keep_elites <= 0:
+            return None
+        e = init.elites.to(device)  # [E', H, 7]
+        if e.shape[1] != self.cfg.horizon:
+            return None
+        return torch.cat([e[:, 1:], e[:, -1:]], dim=1)  # [E', H, 7]
 
     def _min_std(self, device) -> torch.Tensor:
         return torch.where(self.init_std > 0, torch.full_like(self.init_std, self.cfg.min_std), self.init_std).to(device)

@@ -154,6 +154,19 @@ class VJEPAWorldModel(nn.Module):
             )
         return torch.cat(chunks)  # [B, H, N, D]
 
+    def rollout_differentiable(
+        self, z: torch.Tensor, state: torch.Tensor, actions: torch.Tensor, *, past_actions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``rollout`` with autograd from the output back to ``actions`` (the planner's gradient refinement);
+        the weights stay frozen. Inputs made under inference mode are copied into ordinary tensors first."""
+        with torch.inference_mode(False), torch.enable_grad():
+            z = z.to(self.device, self.dtype).clone()
+            state = state.to(self.device, torch.float32).clone()
+            past_actions = None if past_actions is None else past_actions.to(self.device, torch.float32).clone()
+            return self.predictor.rollout(
+                z, state, actions.to(self.device), past_actions=past_actions, normalize_reps=self.normalize_reps
+            )
+
     # -- construction --------------------------------------------------------------------
 
     @classmethod
