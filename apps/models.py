@@ -78,8 +78,15 @@ def compose_and_load(config_name: str, overrides: list[str]):
     return cfg, load_world_model(cfg.world_model)
 
 
+_MPC_KEYS = {"name", "context_frames"}  # planner settings read by make_mpc, not by the sampling loop
+
+
 def planner_config(cfg: Mapping[str, Any]) -> PlannerConfig:
+    """The `planner` config group -> PlannerConfig; a key neither uses (a typo in a preset) is refused."""
     fields = PlannerConfig.__dataclass_fields__
+    unknown = sorted(set(cfg) - set(fields) - _MPC_KEYS)
+    if unknown:
+        raise ValueError(f"planner: unknown setting(s) {unknown}; known: {sorted(set(fields) | _MPC_KEYS)}")
     return PlannerConfig(**{k: v for k, v in cfg.items() if k in fields})
 
 

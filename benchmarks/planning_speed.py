@@ -40,6 +40,9 @@ class FullRecompute:
     def rollout(self, z, state, actions, **kw):
         return self.wm.rollout(z, state, actions, full_recompute=True, **kw)
 
+    def rollout_differentiable(self, z, state, actions, **kw):  # gradient refinement (cem_grad): batch 1, as is
+        return self.wm.rollout_differentiable(z, state, actions, **kw)
+
 
 def dense_matmul_gflops(device: str, dtype: torch.dtype, n: int = 2048) -> float:
     a = torch.randn(n, n, device=device, dtype=dtype)
@@ -151,7 +154,7 @@ def measure(args, cfg, dtype_setting: str, peaks: dict) -> dict:
     from omegaconf import OmegaConf
 
     from apps.models import load_world_model, planner_config
-    from planners import CEMPlanner
+    from planners import make_planner
     from worldmodel.compute_dtype import dtype_name, resolve_dtype
 
     device = cfg.world_model.device
@@ -165,14 +168,14 @@ def measure(args, cfg, dtype_setting: str, peaks: dict) -> dict:
     frames = int(cfg.planner.context_frames)
     z, s, past, z_goal = context_inputs(wm, frames, device)
     print(
-        f"\n== {dtype_name(dtype)} ({why}) on {device}, threads {torch.get_num_threads()}: context {frames} frames, "
+        f"\n== {dtype_name(dtype)} ({why}) on {device}, threads {torch.get_num_threads()}: {cfg.planner.name}, context {frames} frames, "
         f"horizon {pcfg.horizon}, {pcfg.num_samples} samples x {pcfg.iterations} iterations, tokens/frame {z.shape[-2]}, dim {z.shape[-1]}"
     )
-    cached = CEMPlanner(wm, pcfg)
-    reference = CEMPlanner(FullRecompute(wm), pcfg)
+    cached = make_planner(cfg.planner.name, wm, pcfg)
+    reference = make_planner(cfg.planner.name, FullRecompute(wm), pcfg)
     t_cached, t_ref = time_pairs(cached, reference, z, s, past, z_goal, args.repeats, device)
     with FlopCounterMode(display=False) as counter:
-        cached.plan(z, s, z_goal, past_actions=past)
+        counted = cached.plan(z, s, z_goal, past_actions=past)
     flops = counter.get_total_flops()
     med_c, med_r = statistics.median(t_cached), statistics.median(t_ref)
     if dtype not in peaks:
@@ -183,7 +186,7 @@ def measure(args, cfg, dtype_setting: str, peaks: dict) -> dict:
     ratios = sorted(r / c for c, r in zip(t_cached, t_ref))
     print(f"speed-up:            {med_r / med_c:.2f}x (per pair: min {ratios[0]:.2f}x, median {statistics.median(ratios):.2f}x, max {ratios[-1]:.2f}x)")
     print(
-        f"achieved:            {achieved:.1f} GFLOP/s ({flops / 1e9:.1f} GFLOP per action), "
+        f"achieved:            {achieved:.1f} GFLOP/s ({flops / 1e9:.1f} GFLOP per action, {counted.candidates} candidates), "
         f"{100 * achieved / peaks[dtype]:.0f}% of the {peak_note(device, dtype, peaks)}"
     )
     return {"dtype": dtype_name(dtype), "cached_s": med_c, "reference_s": med_r, "gflop": flops / 1e9, "gflops": achieved}

@@ -68,3 +68,21 @@ def test_table_and_plot(tmp_path):
     assert "| icem | 0.400 | 432 | 10/10 | 2/10 | 60% |" in text
     tradeoff.plot(rows, ["reach", "grasp"], tmp_path / "t.png")
     assert (tmp_path / "t.png").stat().st_size > 5000
+
+
+def test_planning_speed_names_an_emulated_matmul_and_measures_a_preset(one_torch_thread, capsys):
+    import argparse
+
+    import torch
+
+    from apps.cli import compose_config
+
+    peaks = {torch.float32: 100.0, torch.bfloat16: 0.3}
+    assert "EMULATED" in planning_speed.peak_note("cpu", torch.bfloat16, peaks)
+    assert "EMULATED" not in planning_speed.peak_note("cpu", torch.bfloat16, {torch.float32: 100.0, torch.bfloat16: 400.0})
+    args = argparse.Namespace(official_size=False, random_init=True, repeats=1)
+    cfg = compose_config("plan_goal", ["planner=icem", "planner.num_samples=16", "planner.num_elites=4", "planner.iterations=2"])
+    row = planning_speed.measure(args, cfg, "float32", {torch.float32: 100.0})
+    assert row["dtype"] == "float32" and row["cached_s"] > 0 and row["gflop"] > 0
+    out = capsys.readouterr().out
+    assert "icem, context 4 frames" in out and "candidates" in out

@@ -124,3 +124,11 @@ def test_presets_inherit_cem_and_build(preset, tiny_wm):
     mpc = make_mpc(tiny_wm, cfg)
     assert mpc.planner.cfg.noise_beta == cfg.noise_beta and mpc.planner.cfg.grad_steps == cfg.grad_steps
     assert make_planner(cfg.name, tiny_wm, mpc.planner.cfg).cfg == mpc.planner.cfg
+
+
+def test_an_unknown_planner_setting_is_refused():
+    from apps.models import planner_config
+
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['num_sample'\]"):
+        planner_config({"name": "cem", "context_frames": 4, "num_sample": 64})
+    assert planner_config({"name": "cem", "context_frames": 4, "num_samples": 64}).num_samples == 64
