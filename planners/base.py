@@ -65,7 +65,8 @@ class PlannerConfig:
 
     def samples_at(self, iteration: int) -> int:
         """Candidates rolled out at `iteration` (0-based): iCEM's shrinking count."""
-        return max(2 * self.num_elites, math.ceil(self.num_samples / self.sample_decay**iteration), 2)
+        floor = min(self.num_samples, 2 * self.num_elites)
+        return max(floor, math.ceil(self.num_samples / self.sample_decay**iteration))
 
 
 @dataclass
@@ -148,10 +149,10 @@ class SamplingPlanner:
             std = torch.maximum(std, self._min_std(device))
             kept = self._keep(samples, energy)
             # Stop early once the elites stop improving.
-            order = torch.topk(energy, min(cfg.num_elites, k), largest=False).values
-            previous, elite_energy = elite_energy, float(order.mean())
-            if cfg.stop_tol and previous - elite_energy < cfg.stop_tol * abs(previous):
-                break
+            if cfg.stop_tol:
+                previous, elite_energy = elite_energy, float(torch.topk(energy, cfg.num_elites, largest=False).values.mean())
+                if previous - elite_energy < cfg.stop_tol * abs(previous):
+                    break
         if best_actions is None:
             log.warning("planner: every candidate had a non-finite energy; holding still")
             hold = torch.zeros(cfg.horizon, ACTION_DIM, device=device)

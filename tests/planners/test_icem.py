@@ -132,3 +132,8 @@ def test_an_unknown_planner_setting_is_refused():
     with pytest.raises(ValueError, match=r"unknown setting\(s\) \['num_sample'\]"):
         planner_config({"name": "cem", "context_frames": 4, "num_sample": 64})
     assert planner_config({"name": "cem", "context_frames": 4, "num_samples": 64}).num_samples == 64
+
+
+def test_plain_cem_never_rolls_out_more_than_num_samples():
+    cfg = PlannerConfig(horizon=2, num_samples=16, iterations=3, num_elites=12)
+    assert [cfg.samples_at(i) for i in range(3)] == [16, 16, 16]
