@@ -46,6 +46,7 @@ def make_driver(driver_cfg: Mapping[str, Any], env_cfg: Mapping[str, Any], episo
             secret_file=driver_cfg.get("secret_file"),
             secret_env=driver_cfg.get("secret_env", SECRET_ENV),
             heartbeat=bool(driver_cfg.get("heartbeat", True)),
+            takeover=bool(driver_cfg.get("takeover", False)),
             seed=None if seed is None else int(seed),
             episode=episode,
             task=env_cfg.get("task") if driver_cfg.get("send_task", True) else None,

@@ -2,7 +2,7 @@
 
 One ZeroMQ message (one frame after the routing envelope) carries one *envelope*, a msgpack map:
 
-    request  {"p": "vjepa-robot", "v": 1, "body": <bin>, "auth": {"ts": float, "nonce": <bin 16>, "mac": <bin 32>}}
+    request  {"p": "vjepa-robot", "v": 1, "body": <bin>, "auth": {"ts": float, "nonce": <bin 16>, "srv": str, "mac": <bin 32>}}
     reply    {"p": "vjepa-robot", "v": 1, "body": <bin>, "mac": <bin 32>}
 
 "auth" (request) and "mac" (reply) are present only when a shared secret is configured. The body is itself
@@ -21,9 +21,13 @@ C order, a small whitelist of dtypes). Decoding is bounded: a size cap on the wh
 string/bin/array/map inside it, and arrays whose byte count must match dtype x shape.
 
 Authentication (HMAC-SHA256 with a shared secret): the request MAC covers a domain tag, the timestamp, the
-nonce and the body; the server refuses a timestamp outside +-max_clock_skew_s and a nonce it has seen within
-that window (replays). The reply MAC covers another tag, the request's nonce and the reply body, so a client
-knows the reply comes from a server holding the secret and answers *its* request.
+nonce, the server instance `srv` and the body; the server refuses a timestamp outside +-max_clock_skew_s and a
+nonce it has seen within that window (replays). `srv` is the `server` token of the process the request is
+meant for (learnt from `hello`, which alone may leave it empty): a request signed for one server process is
+refused by every other one with code "stale_server", so a request captured before a restart cannot be
+replayed to the restarted server, whose nonce memory starts empty. The reply MAC covers another tag, the
+request's nonce and the reply body, so a client knows the reply comes from a server holding the secret and
+answers *its* request.
 
 Version rule: "p" and "v" keep their meaning forever; a server answers a request of another major version
 with an error reply of code "unsupported_version" encoded in version 1's envelope.
@@ -64,9 +68,13 @@ NONCE_BYTES = 16
 ARRAY_EXT = 1
 MAX_ARRAY_NDIM = 4
 
-REQUEST_TYPES = ("hello", "ping", "observe", "act", "reset", "stop", "goal_image")
+REQUEST_TYPES = ("hello", "ping", "observe", "act", "reset", "stop", "goal_image", "release")
 # Safe to resend after a time-out: repeating them changes nothing on the robot. `act` and `reset` are not.
-IDEMPOTENT = frozenset({"hello", "ping", "observe", "stop", "goal_image"})
+IDEMPOTENT = frozenset({"hello", "ping", "observe", "stop", "goal_image", "release"})
+# Requests that move or command the arm: only the session holding the controller lease may send them.
+CONTROL = frozenset({"act", "reset", "stop"})
+UNBOUND = frozenset({"hello"})  # the only request that may be signed before the client knows the server's token
+MAX_SERVER_ID_CHARS = 32
 
 _ALLOWED_DTYPES = {np.dtype(t).str: np.dtype(t) for t in ("bool", "uint8", "uint16", "int32", "int64", "float32", "float64")}
 _REQ_TAG = b"vjepa-robot/1 request\x00"
@@ -253,8 +261,10 @@ def write_secret_file(path: str | os.PathLike) -> Path:
     return path
 
 
-def _request_mac(secret: bytes, ts: float, nonce: bytes, body: bytes) -> bytes:
-    return hmac.new(secret, _REQ_TAG + struct.pack("<d", ts) + nonce + body, hashlib.sha256).digest()
+def _request_mac(secret: bytes, ts: float, nonce: bytes, srv: str, body: bytes) -> bytes:
+    bound = srv.encode()
+    msg = _REQ_TAG + struct.pack("<d", ts) + nonce + struct.pack("<B", len(bound)) + bound + body
+    return hmac.new(secret, msg, hashlib.sha256).digest()
 
 
 def _reply_mac(secret: bytes, nonce: bytes, body: bytes) -> bytes:
@@ -287,15 +297,17 @@ class ReplayGuard:
 
 
 def encode_request(
-    type_: str, args: Mapping[str, Any], req_id: int, sid: str, secret: bytes | None = None, *, version: int = PROTOCOL_VERSION
+    type_: str, args: Mapping[str, Any], req_id: int, sid: str, secret: bytes | None = None, *, server_id: str = "",
+    version: int = PROTOCOL_VERSION,
 ) -> tuple[bytes, bytes]:
-    """(envelope bytes, nonce). The nonce is what the reply's MAC is bound to (random even without a secret)."""
+    """(envelope bytes, nonce). The nonce is what the reply's MAC is bound to (random even without a secret).
+    With a secret the request is signed for the server process `server_id` (the `server` of its replies)."""
     body = packb({"type": type_, "id": int(req_id), "sid": sid, "args": dict(args)})
     nonce = os.urandom(NONCE_BYTES)
     env: dict[str, Any] = {"p": PROTOCOL_NAME, "v": version, "body": body}
     if secret is not None:
         ts = time.time()
-        env["auth"] = {"ts": ts, "nonce": nonce, "mac": _request_mac(secret, ts, nonce, body)}
+        env["auth"] = {"ts": ts, "nonce": nonce, "srv": server_id, "mac": _request_mac(secret, ts, nonce, server_id, body)}
     return packb(env), nonce
 
 
@@ -312,8 +324,10 @@ def decode_request_envelope(data: bytes, max_bytes: int = MAX_REQUEST_BYTES) -> 
     auth = env.get("auth")
     if auth is not None and (
         not isinstance(auth, dict)
-        or set(auth) != {"ts", "nonce", "mac"}
+        or set(auth) != {"ts", "nonce", "srv", "mac"}
         or not isinstance(auth["ts"], float)
+        or not isinstance(auth["srv"], str)
+        or len(auth["srv"]) > MAX_SERVER_ID_CHARS
         or not isinstance(auth["nonce"], bytes)
         or len(auth["nonce"]) != NONCE_BYTES
         or not isinstance(auth["mac"], bytes)
@@ -324,12 +338,23 @@ def decode_request_envelope(data: bytes, max_bytes: int = MAX_REQUEST_BYTES) -> 
 
 
 def verify_request(secret: bytes, body: bytes, auth: dict | None, guard: ReplayGuard) -> str | None:
-    """None if the request is authentic and fresh, else the reason it is refused."""
+    """None if the request is authentic and fresh, else the reason it is refused. Whether it was signed for
+    this server process is the caller's check (`auth["srv"]`, see `signed_for`), made after this one."""
     if auth is None:
         return "no credentials (the server requires the shared secret)"
-    if not hmac.compare_digest(_request_mac(secret, auth["ts"], auth["nonce"], body), auth["mac"]):
+    if not hmac.compare_digest(_request_mac(secret, auth["ts"], auth["nonce"], auth["srv"], body), auth["mac"]):
         return "bad MAC (wrong shared secret or altered message)"
     return guard.check(auth["ts"], auth["nonce"])
+
+
+def signed_for(auth: dict, server_id: str, type_: str) -> str | None:
+    """None if an authentic request was signed for the server process `server_id`, else why it is stale."""
+    srv = auth["srv"]
+    if srv == server_id or (srv == "" and type_ in UNBOUND):
+        return None
+    if srv == "":
+        return f"{type_!r} was not signed for this server process; send hello first and sign with its server id"
+    return f"signed for server process {srv!r}, this is {server_id!r} (the server restarted; send hello again)"
 
 
 def parse_request_body(body: bytes) -> dict:
@@ -350,11 +375,17 @@ def parse_request_body(body: bytes) -> dict:
 
 
 def _check_args(t: str, args: dict) -> dict:
-    allowed = {"hello": {"client", "version"}, "act": {"action"}, "reset": {"seed", "episode", "task"}}.get(t, set())
+    allowed = {"hello": {"client", "version"}, "act": {"action", "takeover"}, "reset": {"seed", "episode", "task", "takeover"},
+               "stop": {"takeover"}}.get(t, set())
     unknown = set(args) - allowed
     if unknown:
         raise RobotProtocolError("bad_request", f"{t}: unknown arguments {sorted(unknown)}")
     out: dict[str, Any] = {}
+    if t in CONTROL:
+        takeover = args.get("takeover", False)
+        if not isinstance(takeover, bool):
+            raise RobotProtocolError("bad_request", f"{t}: takeover must be true or false")
+        out["takeover"] = takeover
     if t == "hello":
         out["client"] = str(args.get("client", ""))[:200]
         out["version"] = args.get("version", PROTOCOL_VERSION)

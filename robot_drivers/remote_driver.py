@@ -12,7 +12,14 @@ twice), they raise `RobotConnectionError` naming the server and what happened.
 A heartbeat thread pings the server every watchdog_s / 4 while the driver is open, so the server's watchdog
 does not stop the arm while the planner thinks (seconds per step on a GPU); if this process dies, the pings
 stop and the server stops the arm. Every reply names the server process; if it changes (the server was
-restarted), `act`/`observe` raise until the next `reset()` — the old episode's state is gone.
+restarted), `act`/`observe` raise until the next `reset()` — the old episode's state is gone. With a shared
+secret every request is signed for that server process, so a restarted server refuses it ("stale_server"):
+the driver then learns the new process and sends an idempotent request or a reset again.
+
+The server leases the arm to one client session at a time: `reset()` takes a free arm, and another
+session's commands are refused (`RemoteRobotError` code "busy") unless it asks for a takeover
+(`reset(takeover=True)`, `stop(takeover=True)` or `RemoteDriver(..., takeover=True)` for every reset).
+`close()` releases the arm.
 """
 
 from __future__ import annotations
@@ -66,6 +73,7 @@ class RemoteDriver:
         expected_image_size: int | None = None,
         max_reply_bytes: int = MAX_REPLY_BYTES,
         client_name: str = "remote-driver",
+        takeover: bool = False,
     ):
         self.host, self.port = host, int(port)
         self.endpoint = endpoint(host, self.port)
@@ -73,7 +81,7 @@ class RemoteDriver:
         self._secret = secret if secret is not None else load_secret(secret_file, secret_env)
         if self._secret is None and not is_loopback(host):
             log.warning("connecting to %s without a shared secret: a server bound off-loopback will refuse every request", self.endpoint)
-        self.seed, self.task = seed, task
+        self.seed, self.task, self.takeover = seed, task, bool(takeover)
         self.episode = episode
         self.max_reply_bytes = int(max_reply_bytes)
         self._sid = uuid.uuid4().hex
@@ -105,12 +113,14 @@ class RemoteDriver:
             self._hb_thread.start()
 
     # ---- RobotDriver ---------------------------------------------------------------------------------
-    def reset(self, seed: int | None = None, episode: Any = None, task: str | None = None) -> Observation:
-        """Start an episode. `episode` (sim backend: an EpisodeSpec or its JSON) reproduces a start and goal."""
+    def reset(self, seed: int | None = None, episode: Any = None, task: str | None = None, takeover: bool | None = None) -> Observation:
+        """Start an episode, taking the arm. `episode` (sim backend: an EpisodeSpec or its JSON) reproduces a
+        start and goal; `takeover` takes the arm from another client session (default: the driver's setting)."""
         episode = self.episode if episode is None else episode
         if episode is not None and not isinstance(episode, str):
             episode = episode.to_json()
-        args = {"seed": self.seed if seed is None else int(seed), "episode": episode, "task": task or self.task}
+        args = {"seed": self.seed if seed is None else int(seed), "episode": episode, "task": task or self.task,
+                "takeover": self.takeover if takeover is None else bool(takeover)}
         result = self._request("reset", args, timeout_s=self.reset_timeout_s)
         self._episode_lost = False
         self._episode_json = result.get("episode")
@@ -130,8 +140,13 @@ class RemoteDriver:
         self.last_step_info = {"safety": {"clamped": bool(result.get("clamped")), "notes": list(result.get("notes", []))}}
         return sent.astype(np.float64)
 
-    def stop(self) -> None:
-        self._request("stop", {})
+    def stop(self, takeover: bool = False) -> None:
+        """Stop the arm. Another session's arm only with `takeover` (which then makes this one its controller)."""
+        self._request("stop", {"takeover": bool(takeover)})
+
+    def release(self) -> bool:
+        """Give up the arm (the server's controller lease); True if this session held it."""
+        return bool(self._request("release", {}).get("released"))
 
     # ---- extras --------------------------------------------------------------------------------------
     def hello(self, client_name: str = "remote-driver") -> dict:
@@ -162,6 +177,11 @@ class RemoteDriver:
         if getattr(self, "_hb_thread", None) is not None:
             self._hb_stop.set()
             self._hb_thread.join(timeout=2.0)
+        if not self._closed and not self._unreachable and self._server_id is not None:
+            try:  # best effort: a dead server's lease ends with its watchdog anyway
+                self._request("release", {}, timeout_s=min(1.0, self.timeout_s), retries=0)
+            except (RobotConnectionError, RemoteRobotError) as e:
+                log.debug("release on close: %s", e)
         with self._lock:
             self._closed = True
             if self._sock is not None:
@@ -200,6 +220,8 @@ class RemoteDriver:
                 raise RobotConnectionError(self.endpoint, f"{type_!r} on a closed driver")
             for attempt in range(retries + 1):
                 msg = self._exchange(type_, args, timeout_s)
+                if msg is not None and not msg["ok"] and msg["error"].get("code") == "stale_server":
+                    msg = self._rebind(type_, args, timeout_s, msg)
                 if msg is not None:
                     self._unreachable = False
                     return self._result(type_, msg)
@@ -215,11 +237,22 @@ class RemoteDriver:
                 + (" The request was not retried: it may or may not have reached the arm." if type_ not in IDEMPOTENT else ""),
             )
 
+    def _rebind(self, type_: str, args: dict, timeout_s: float, msg: dict) -> dict | None:
+        """The server refused a request signed for an earlier process of it (it restarted; its authenticated
+        reply names the new one). Nothing ran: sign for the new process and send again, unless the request
+        belongs to the old episode, which is gone."""
+        log.warning("robot server %s restarted (process %s -> %s)", self.endpoint, self._server_id, msg["server"])
+        self._server_id, self._episode_lost = msg["server"], True
+        if type_ in ("act", "observe", "goal_image"):
+            raise RobotConnectionError(self.endpoint, "the server was restarted since the last reset(); the episode is gone — call reset()")
+        return self._exchange(type_, args, timeout_s)
+
     def _exchange(self, type_: str, args: dict, timeout_s: float) -> dict | None:
         """One send and the wait for its reply; None on time-out."""
         rid = self._next_id
         self._next_id += 1
-        data, nonce = encode_request(type_, args, rid, self._sid, self._secret)
+        server_id = "" if type_ == "hello" or self._server_id is None else self._server_id
+        data, nonce = encode_request(type_, args, rid, self._sid, self._secret, server_id=server_id)
         try:
             self._sock.send_multipart([b"", data], zmq.NOBLOCK)
         except zmq.Again:

@@ -6,12 +6,18 @@ It runs on the computer wired to the arm (or anywhere, for the sim backend) and 
 Whatever a client sends, what reaches the backend is bounded here:
   * per-step clamps and the workspace box (`SafetyLayer`, from the server's own config) plus gripper limits
     (a range within [0, 1] and a per-step change), applied to every `act`;
-  * a watchdog: once the controlling client (the session that last sent act/reset) has moved the arm, a
-    silence of `watchdog_s` from it stops the arm; further `act`s are refused until a `reset`;
+  * one controller at a time (a lease): the first `reset` gives the arm to its client session; `act`, `reset`
+    and `stop` from any other session get a `busy` reply unless they ask for a takeover (`takeover: true`),
+    which is logged and reported to the previous controller (`taken_over`) on its next command. The lease ends
+    when its holder sends `release` (the remote driver does on close) or is silent for `watchdog_s`.
+    `hello`, `ping`, `observe` and `goal_image` stay open to every (authenticated) client;
+  * a watchdog: once the controlling client has moved the arm, a silence of `watchdog_s` from it stops the
+    arm; further `act`s are refused until a `reset`;
   * `stop`: stops the arm, same refusal until `reset`;
   * access control: loopback by default; binding to any other address needs the shared secret, and with a
-    secret every request must carry a valid HMAC (unauthenticated requests are refused, logged, and never
-    reach the backend);
+    secret every request must carry a valid HMAC signed for this server process (unauthenticated requests,
+    and requests signed for an earlier process of the server, are refused, logged, and never reach the
+    backend);
   * malformed, oversized, unknown-version or schema-violating messages get an error reply (libzmq drops the
     connection of a peer whose message exceeds 4x the request cap before it is buffered); the loop survives
     them and any backend exception.
@@ -32,6 +38,7 @@ import zmq
 
 from robot_drivers.base import Observation
 from robot_drivers.protocol import (
+    CONTROL,
     DEFAULT_PORT,
     MAX_REPLY_BYTES,
     MAX_REQUEST_BYTES,
@@ -43,6 +50,7 @@ from robot_drivers.protocol import (
     encode_reply,
     is_loopback,
     parse_request_body,
+    signed_for,
     verify_request,
 )
 from robot_drivers.safety import SafetyLayer, SafetyLimits, SafetyReport
@@ -224,8 +232,9 @@ class RobotServer:
         self._episode_ready = False
         self._halted: str | None = None
         self._armed = False
-        self._controller: str | None = None
-        self._last_contact = 0.0
+        self._controller: str | None = None  # the session holding the lease
+        self._last_contact = 0.0  # its last request (monotonic)
+        self._taken_from: dict[str, str] = {}  # session -> what to tell it about the takeover, on its next command
         self._refusal_window = 0.0
         self._refusals_logged = 0
         self._suppressed_refusals = 0
@@ -349,6 +358,10 @@ class RobotServer:
             self.stats[e.code] += 1
             self._log_refusal(peer, e.message)
             return encode_reply(0, self.server_id, error=(e.code, e.message), secret=self.secret, nonce=nonce)
+        if self.secret is not None and (why := signed_for(auth, self.server_id, req["type"])) is not None:
+            self.stats["stale_server"] += 1
+            self._log_refusal(peer, f"{req['type']} refused: {why}")
+            return encode_reply(req["id"], self.server_id, error=("stale_server", why), secret=self.secret, nonce=nonce)
         result, error = self._dispatch(req)
         self.stats[req["type"] if error is None else f"{req['type']}:{error[0]}"] += 1
         reply = encode_reply(req["id"], self.server_id, result, error, secret=self.secret, nonce=nonce)
@@ -378,6 +391,8 @@ class RobotServer:
         now = time.monotonic()
         if sid == self._controller:
             self._last_contact = now
+        if t in CONTROL and (refusal := self._lease(sid, t, args["takeover"], now)) is not None:
+            return None, refusal
         backend = self.backend
         try:
             if t == "ping":
@@ -400,7 +415,6 @@ class RobotServer:
                     return None, ("stopped", f"the arm is stopped ({self._halted}); call reset() to start a new episode")
                 if not self._episode_ready:
                     return None, ("not_ready", "no episode: call reset() before act()")
-                self._controller, self._last_contact = sid, now
                 safe, report = self.safety.filter(args["action"], backend.current_state())
                 sent = np.asarray(backend.act(safe), dtype=np.float64)
                 self._armed = True
@@ -410,7 +424,7 @@ class RobotServer:
                 self._armed = False
                 obs = backend.reset(seed=args["seed"], episode=args["episode"], task=args["task"])
                 self._halted, self._episode_ready = None, True
-                self._controller, self._last_contact = sid, time.monotonic()
+                self._last_contact = time.monotonic()
                 episode = backend.episode_json() if hasattr(backend, "episode_json") else None
                 return {"obs": encode_observation(obs), "episode": episode}, None
             if t == "stop":
@@ -419,6 +433,12 @@ class RobotServer:
                 self._halted = "stop requested"
                 log.info("stop requested by session %s", sid[:8])
                 return {}, None
+            if t == "release":
+                held = sid == self._controller
+                if held:
+                    self._controller = None
+                    log.info("session %s released the arm", sid[:8])
+                return {"released": held}, None
             if t == "goal_image":
                 if not hasattr(backend, "goal_image"):
                     return None, ("unsupported", f"the {backend.name} backend cannot render a goal image; take a goal picture instead")
@@ -435,6 +455,37 @@ class RobotServer:
             return None, ("backend_error", f"{type(e).__name__}: {e}")
         return None, ("unknown_type", t)  # unreachable: parse_request_body checked the type
 
+    def _lease(self, sid: str, t: str, takeover: bool, now: float) -> tuple[str, str] | None:
+        """None if session `sid` may send the command `t` (taking the free arm with a reset, or any arm with a
+        takeover); else the refusal. A lease whose holder has been silent for `watchdog_s` is free."""
+        holder = self._controller
+        if holder is not None and holder != sid and self.watchdog_s > 0 and now - self._last_contact > self.watchdog_s:
+            log.info("the lease of session %s ended: silent for %.2f s", holder[:8], now - self._last_contact)
+            holder = self._controller = None
+        if not takeover and sid in self._taken_from:
+            return "taken_over", self._taken_from.pop(sid)
+        if holder == sid:
+            return None
+        if takeover:
+            if holder is not None:
+                log.warning("session %s took over the arm from session %s (%s)", sid[:8], holder[:8], t)
+                self._taken_from[holder] = f"session {sid[:8]} took over the arm; send reset with takeover to take it back"
+            self._taken_from.pop(sid, None)
+        elif holder is not None:
+            return "busy", (
+                f"the arm is controlled by session {holder[:8]} (last request {now - self._last_contact:.1f} s ago; its lease ends "
+                f"when it releases the arm{f' or after {self.watchdog_s:g} s of silence' if self.watchdog_s > 0 else ''}); "
+                f"send {t} with takeover to take the arm over"
+            )
+        elif t == "act" and self._halted:
+            return "stopped", f"the arm is stopped ({self._halted}); call reset() to start a new episode"
+        elif t == "act":
+            return "not_ready", "no session controls the arm: call reset() to take it before act()"
+        elif t == "stop":
+            return None  # stopping a free arm takes nothing
+        self._controller, self._last_contact = sid, now
+        return None
+
     def _check_watchdog(self) -> None:
         if not self._armed or self.watchdog_s <= 0:
             return
@@ -442,6 +493,7 @@ class RobotServer:
         if silent > self.watchdog_s:
             self._armed = False
             self._halted = f"watchdog: no request from the controlling client for {silent:.2f} s (limit {self.watchdog_s:g} s)"
+            self._controller = None  # the lease ends with the watchdog
             self.stats["watchdog"] += 1
             log.warning("%s; stopping the arm", self._halted)
             try:

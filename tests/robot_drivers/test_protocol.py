@@ -30,6 +30,7 @@ from robot_drivers.protocol import (
     load_secret,
     packb,
     parse_request_body,
+    signed_for,
     unpackb,
     verify_request,
     write_secret_file,
@@ -219,6 +220,33 @@ def test_altered_body_fails_the_mac():
     _, auth, _ = _authed("act", {"action": np.zeros(7)})
     tampered = packb({"type": "act", "id": 1, "sid": "s", "args": {"action": np.full(7, 0.07)}})
     assert "bad MAC" in verify_request(SECRET, tampered, auth, ReplayGuard(30))
+
+
+def test_the_mac_binds_the_server_process_and_only_hello_may_be_unbound():
+    data, _ = encode_request("act", {"action": np.zeros(7)}, 1, "s", SECRET, server_id="aaaa")
+    body, auth = decode_request_envelope(data)
+    assert verify_request(SECRET, body, auth, ReplayGuard(30)) is None
+    assert signed_for(auth, "aaaa", "act") is None
+    assert "restarted" in signed_for(auth, "bbbb", "act")  # another process of the server
+    forged = dict(auth, srv="bbbb")  # re-labelling the target process breaks the MAC
+    assert "bad MAC" in verify_request(SECRET, body, forged, ReplayGuard(30))
+    _, unbound, _ = _authed("hello", {"client": "c"})
+    assert unbound["srv"] == "" and signed_for(unbound, "bbbb", "hello") is None
+    _, unbound_act, _ = _authed("act", {"action": np.zeros(7)})
+    assert "hello first" in signed_for(unbound_act, "bbbb", "act")
+
+
+def test_takeover_is_a_flag_of_the_commands_only():
+    for t in ("act", "reset", "stop"):
+        args = {"action": np.zeros(7)} if t == "act" else {}
+        data, _ = encode_request(t, {**args, "takeover": True}, 1, "")
+        assert parse_request_body(decode_request_envelope(data)[0])["args"]["takeover"] is True
+        data, _ = encode_request(t, {**args, "takeover": 1}, 1, "")
+        with pytest.raises(RobotProtocolError, match="takeover"):
+            parse_request_body(decode_request_envelope(data)[0])
+    data, _ = encode_request("observe", {"takeover": True}, 1, "")
+    with pytest.raises(RobotProtocolError, match="unknown arguments"):
+        parse_request_body(decode_request_envelope(data)[0])
 
 
 def test_stale_and_future_timestamps_are_refused():

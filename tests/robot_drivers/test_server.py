@@ -199,10 +199,10 @@ def test_server_clamps_whatever_the_client_sends():
 
 def test_server_clamps_a_raw_request_too(server):
     """No client-side code involved: a hand-made act request with a 1 m step moves at most the limit."""
-    with RemoteDriver("127.0.0.1", server.port) as d:
-        x0 = d.reset(seed=2).state[0]
+    x0 = raw_request(server.port, encode_request("reset", {"seed": 2}, 8, "raw")[0])["result"]["obs"]["state"][0]
     reply = raw_request(server.port, encode_request("act", {"action": [1.0, 0, 0, 0, 0, 0, 0]}, 9, "raw")[0])
     assert reply["ok"] and reply["result"]["action"][0] == pytest.approx(0.075)
+    assert raw_request(server.port, encode_request("release", {}, 10, "raw")[0])["result"]["released"]
     with RemoteDriver("127.0.0.1", server.port) as d:
         assert d.observe().state[0] - x0 < 0.075 + 0.01
 
@@ -280,7 +280,7 @@ def test_a_replayed_request_is_refused(secure_server):
     with RemoteDriver("127.0.0.1", secure_server.port, secret=SECRET) as good:
         good.reset(seed=4)
         before = good.observe().state
-        data, nonce = encode_request("act", {"action": np.array([0.02, 0, 0, 0, 0, 0, 0])}, 1, good._sid, SECRET)
+        data, nonce = encode_request("act", {"action": np.array([0.02, 0, 0, 0, 0, 0, 0])}, 1, good._sid, SECRET, server_id=secure_server.server_id)
         first = raw_request(secure_server.port, data, SECRET, nonce)
         assert first["ok"]
         second = raw_request(secure_server.port, data, SECRET, nonce)

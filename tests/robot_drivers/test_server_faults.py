@@ -141,17 +141,22 @@ def test_server_killed_mid_episode_then_restarted(tmp_path):
 
 
 def test_bounded_load_several_clients_nothing_dropped():
-    """4 clients x 150 requests (observe/ping/act) on loopback: every request answered, matched by id."""
+    """4 clients x 150 requests (observe/ping/act) on loopback: every request answered, matched by id. Client 0
+    holds the arm; the others' acts are answered "busy" (one controller at a time)."""
     n_clients, n_requests = 4, 150
     with RobotServer(lambda: SimBackend(image_size=64), port=0, watchdog_s=0) as srv:
-        with RemoteDriver("127.0.0.1", srv.port) as d:
-            d.reset()
         results: list[list[float]] = [[] for _ in range(n_clients)]
+        busy = [0] * n_clients
+        taken = threading.Event()
         errors: list[BaseException] = []
 
         def client(i):
             try:
                 with RemoteDriver("127.0.0.1", srv.port, timeout_s=10.0, heartbeat=False) as d:
+                    if i == 0:
+                        d.reset()
+                        taken.set()
+                    assert taken.wait(30)
                     for k in range(n_requests):
                         t = time.perf_counter()
                         if k % 3 == 0:
@@ -159,7 +164,11 @@ def test_bounded_load_several_clients_nothing_dropped():
                         elif k % 3 == 1:
                             d.ping()
                         else:
-                            d.act(np.zeros(7))
+                            try:
+                                d.act(np.zeros(7))
+                            except RemoteRobotError as e:
+                                assert e.code == "busy" and i != 0, e
+                                busy[i] += 1
                         results[i].append(time.perf_counter() - t)
             except BaseException as e:  # noqa: BLE001
                 errors.append(e)
@@ -174,9 +183,10 @@ def test_bounded_load_several_clients_nothing_dropped():
         assert all(len(r) == n_requests for r in results)
         lat = np.concatenate(results)
         print(f"\n{len(lat)} requests in {time.monotonic() - t0:.2f} s: p50 {1e3 * np.percentile(lat, 50):.2f} ms, p99 {1e3 * np.percentile(lat, 99):.2f} ms")
-        answered = sum(srv.stats[k] for k in ("observe", "ping", "act"))
+        answered = sum(srv.stats[k] for k in ("observe", "ping", "act", "act:busy"))
         assert answered == n_clients * n_requests  # nothing dropped, nothing extra
-        assert srv.stats["hello"] == n_clients + 1
+        assert busy == [0] + [n_requests // 3] * (n_clients - 1) and srv.stats["act"] == n_requests // 3
+        assert srv.stats["hello"] == n_clients
 
 
 def test_remote_error_is_not_a_connection_error(tmp_path):
