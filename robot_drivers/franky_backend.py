@@ -154,6 +154,7 @@ class FrankyBackend:
         """Recover from errors, open the gripper, move to the home joints (and, with an episode spec, to its
         start pose with the hand pointing down). Objects are not placed: a person sets the scene."""
         f = self._f
+        start = self._episode_start(episode) if episode else None  # checked before anything moves
         if self.robot.has_errors and not self.robot.recover_from_errors():
             raise RuntimeError("franky: automatic error recovery failed; check the robot in Desk")
         self._fault = None
@@ -161,23 +162,27 @@ class FrankyBackend:
         self.robot.move(f.JointMotion(f.JointState(self.home_joints)))
         self.gripper.move(self.open_width, self.gripper_speed)
         self.open_width = max(float(self.gripper.width), 1e-3)  # what "open" measures on this hand
-        if episode:
-            self._move_to_episode_start(episode)
+        if start is not None:
+            self._move_to_episode_start(*start)
         self._stopped = False
         self._t0 = time.monotonic()
         return self.observe()
 
-    def _move_to_episode_start(self, episode_json: str) -> None:
+    def _episode_start(self, episode_json: str) -> tuple[np.ndarray, float]:
+        """(hand position, gripper) of an episode spec's start, every field checked and the start inside the box."""
         from envs.tasks import EpisodeSpec
 
         spec = EpisodeSpec.from_json(episode_json)
         start = np.asarray(spec.start_ee, dtype=np.float64)
-        if start.shape != (3,) or not self.safety.inside_workspace(start):
+        if not self.safety.inside_workspace(start):
             raise ValueError(f"episode start {start} lies outside the workspace box; refusing to move there")
+        return start, float(spec.start_gripper)
+
+    def _move_to_episode_start(self, start: np.ndarray, gripper: float) -> None:
         target = np.eye(4)
         target[:3, :3], target[:3, 3] = DOWN, start
         self.robot.move(self._f.CartesianMotion(self._f.Affine(target), self._f.ReferenceType.Absolute))
-        if spec.start_gripper >= 0.5:
+        if gripper >= 0.5:
             self.gripper.grasp(0.0, self.gripper_speed, self.gripper_force, 0.005, self.open_width)
         log.warning("franky: moved to the episode's start pose; place the objects by hand as the spec says")
 

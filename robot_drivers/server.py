@@ -143,7 +143,8 @@ class SimBackend:
         if episode:
             from envs.tasks import EpisodeSpec
 
-            spec = EpisodeSpec.from_json(episode)
+            spec = EpisodeSpec.from_json(episode)  # every field checked, and reachable, before the scene changes
+            spec.check_reachable(self._kw["limits"].workspace_low, self._kw["limits"].workspace_high)
             task = spec.task
         if task and task != self.task:
             from envs import TASKS

@@ -30,6 +30,9 @@ class SimDriver:
 
     def reset(self, seed: int | None = None, episode: EpisodeSpec | None = None) -> Observation:
         episode = episode or self.episode
+        if episode is not None:  # checked before anything moves (a spec may come off the network)
+            episode.check()
+            episode.check_reachable(self.safety.limits.workspace_low, self.safety.limits.workspace_high)
         seed = self.seed if seed is None else seed
         raw, info = self.env.reset(seed=seed, options={"episode": episode} if episode else None)
         self._obs = self._wrap(raw, info)

@@ -6,9 +6,8 @@ privileged scripted policy solves it (`Oracle`). Everything else lives here.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 import gymnasium as gym
 import mujoco
@@ -17,6 +16,7 @@ import numpy as np
 from envs.controller import ControllerConfig, EndEffectorController
 from envs.rendering import FastRenderer
 from envs.scene import CAMERAS, FINGER_OPEN, HOME_QPOS, FrankaScene, SceneConfig
+from envs.tasks.spec import EpisodeSpec
 from robot_pose import delta_action
 
 # Gripper pointing straight down, fingers opening along the base y axis: Euler (pi, 0, 0).
@@ -25,36 +25,6 @@ TABLE_X = (0.35, 0.65)  # where cubes and goals are sampled (m, base frame)
 TABLE_Y = (-0.2, 0.2)
 GRASP_HEIGHT = 0.058  # site height for a table grasp: fingertips (5 cm past the site) clear the table by 8 mm
 CUBE_BELOW_EE = 0.02  # cube centre below the site when held (the pads' centre is just past the site)
-
-
-@dataclass
-class EpisodeSpec:
-    """Everything needed to reproduce an episode's start and its goal (written beside goal.png)."""
-
-    task: str
-    seed: int
-    start_ee: list[float]
-    start_gripper: float  # 0 open .. 1 closed
-    cube_start: list[float]
-    cube_yaw: float
-    cube_in_hand: bool
-    goal_ee: list[float]
-    goal_gripper: float
-    goal_cube: list[float]
-    goal_cube_in_hand: bool
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> "EpisodeSpec":
-        raw = json.loads(text)
-        names = {f.name for f in fields(cls)}
-        missing = names - set(raw) - {"extra"}
-        if missing:
-            raise ValueError(f"episode spec lacks the fields {sorted(missing)}")
-        return cls(**{k: v for k, v in raw.items() if k in names})
 
 
 @dataclass(frozen=True)

@@ -204,8 +204,13 @@ def test_fake_episode_start_outside_the_box_is_refused(fake_backend):
     from envs.tasks import EpisodeSpec
 
     spec = EpisodeSpec("reach", 0, [0.5, 0.0, 2.0], 0.0, [0.5, 0, 0.02], 0.0, False, [0.5, 0, 0.2], 0.0, [0.5, 0, 0.02], False)
+    moves = len(fake_backend.robot.moves)
     with pytest.raises(ValueError, match="outside the workspace"):
         fake_backend.reset(episode=spec.to_json())
+    bad = spec.to_json().replace('"start_gripper": 0.0', '"start_gripper": NaN')
+    with pytest.raises(ValueError, match="start_gripper"):
+        fake_backend.reset(episode=bad)
+    assert len(fake_backend.robot.moves) == moves  # refused before the arm went home
 
 
 # ---- franky-sim: the real libfranka protocol ----------------------------------------------------------

@@ -167,6 +167,21 @@ def test_bad_reset_arguments_are_refused_and_the_server_lives_on(driver):
     assert driver.ping() < 1.0
 
 
+def test_invalid_episode_specs_are_refused_before_anything_moves(driver):
+    """The fault probe's specs: a hand below the table, NaN, a deeply nested spec, a gripper out of range."""
+    driver.reset(seed=3)
+    good = driver.episode_spec.to_json()
+    before = driver.observe().state
+    bad = [good.replace(f"{driver.episode_spec.start_ee[2]}", "-1.0"), good.replace('"cube_yaw": ', '"cube_yaw": NaN, "_": '),
+           "[" * 30_000 + "]" * 30_000, good.replace('"start_gripper": 0.0', '"start_gripper": 3.0')]
+    for text in bad:
+        with pytest.raises(RemoteRobotError) as e:
+            driver.reset(episode=text)
+        assert e.value.code == "bad_request" and "episode spec" in e.value.message, e.value.message
+        np.testing.assert_array_equal(driver.observe().state, before)
+    assert driver.ping() < 1.0
+
+
 def test_act_before_any_reset_is_refused():
     with RobotServer(sim_backend(), port=0, watchdog_s=0) as srv, RemoteDriver("127.0.0.1", srv.port) as d:
         with pytest.raises(RemoteRobotError) as e:

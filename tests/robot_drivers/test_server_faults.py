@@ -147,7 +147,7 @@ def test_bounded_load_several_clients_nothing_dropped():
     with RobotServer(lambda: SimBackend(image_size=64), port=0, watchdog_s=0) as srv:
         results: list[list[float]] = [[] for _ in range(n_clients)]
         busy = [0] * n_clients
-        taken = threading.Event()
+        taken, done = threading.Event(), threading.Barrier(n_clients, timeout=60)
         errors: list[BaseException] = []
 
         def client(i):
@@ -170,6 +170,7 @@ def test_bounded_load_several_clients_nothing_dropped():
                                 assert e.code == "busy" and i != 0, e
                                 busy[i] += 1
                         results[i].append(time.perf_counter() - t)
+                    done.wait()  # client 0 keeps the arm until everyone is through
             except BaseException as e:  # noqa: BLE001
                 errors.append(e)
 
