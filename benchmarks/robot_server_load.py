@@ -8,6 +8,9 @@ Starts a sim-backend server in-process on 127.0.0.1 (a random port), then measur
      is the protocol: encoding, HMAC if --auth, transport, decoding),
   3. act round trip (one client; includes one MuJoCo control step and a render),
   4. --clients clients each sending --requests requests (alternating observe and ping) at once,
+  5. the watchdog under load: a controller moves the arm and goes silent while --clients clients flood the
+     server with goal_image requests (a render each); how long after the controller's last request the arm had stopped, against
+     --watchdog (the target: at most the limit + 100 ms), over --trials trials,
 and checks every request was answered. Bounded: a fixed request count and a 120 s wall-clock cap.
 """
 
@@ -49,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=250, help="requests per client in the concurrent phase")
     p.add_argument("--image-size", type=int, default=256)
     p.add_argument("--auth", action="store_true", help="use a shared secret (HMAC on every request and reply)")
+    p.add_argument("--watchdog", type=float, default=0.5, help="watchdog limit (s) of the watchdog-under-load phase")
+    p.add_argument("--trials", type=int, default=3, help="watchdog stops measured under load")
     args = p.parse_args(argv)
     deadline = time.monotonic() + WALL_CLOCK_CAP_S
     secret = os.urandom(32).hex().encode() if args.auth else None
@@ -93,7 +98,39 @@ def main(argv: list[str] | None = None) -> int:
         sent = args.clients * args.requests
         print(f"{args.clients} clients x {args.requests} (observe/ping) {percentiles(lat)}   {len(lat) / wall:.0f} req/s")
         print(f"sent {sent}, answered {answered}, dropped {sent - len(lat)}" + (f", failures: {failures}" if failures else ""))
-        return 0 if not failures and len(lat) == sent == answered else 1
+    late = watchdog_under_load(args, secret, deadline)
+    return 0 if not failures and len(lat) == sent == answered and not late else 1
+
+
+def watchdog_under_load(args, secret: bytes | None, deadline: float) -> bool:
+    """Phase 5; True if any stop came later than the limit + 100 ms."""
+    limit = args.watchdog
+    with RobotServer(lambda: SimBackend(image_size=args.image_size), port=0, watchdog_s=limit, secret=secret) as srv:
+        flooding = threading.Event()
+
+        def flood() -> None:
+            with RemoteDriver("127.0.0.1", srv.port, secret=secret, timeout_s=10.0, heartbeat=False) as c:
+                while flooding.is_set() and time.monotonic() < deadline:
+                    c.goal_image()  # a render per request: the slow kind that queues up
+
+        with RemoteDriver("127.0.0.1", srv.port, secret=secret, heartbeat=False) as controller:
+            for _ in range(args.trials):
+                controller.reset(seed=0)
+                flooding.set()
+                loaders = [threading.Thread(target=flood) for _ in range(args.clients)]
+                for t in loaders:
+                    t.start()
+                controller.act([0.01, 0, 0, 0, 0, 0, 0])  # moves the arm, then falls silent
+                time.sleep(limit + 0.5)
+                flooding.clear()
+                for t in loaders:
+                    t.join(30)
+        stops = srv.watchdog_stops
+    worst = max(stops, default=float("nan"))
+    print(f"watchdog under load ({args.clients} clients flooding goal_image): the arm had stopped "
+          f"{', '.join(f'{s:.3f}' for s in stops)} s after the controller's last request "
+          f"(limit {limit:g} s; worst +{1e3 * (worst - limit):.0f} ms, target <= +100 ms)")
+    return len(stops) != args.trials or worst > limit + 0.1
 
 
 if __name__ == "__main__":

@@ -57,6 +57,9 @@ from robot_drivers.safety import SafetyLayer, SafetyLimits, SafetyReport
 
 log = logging.getLogger(__name__)
 
+WATCHDOG_TICK_MS = 20  # the longest an idle loop waits before looking at the watchdog again
+PEER_QUEUE = 64  # messages queued per client before libzmq stops reading its connection
+
 
 class Backend(Protocol):
     """What the server drives: a RobotDriver plus a cheap state read and a description."""
@@ -236,6 +239,7 @@ class RobotServer:
         self._controller: str | None = None  # the session holding the lease
         self._last_contact = 0.0  # its last request (monotonic)
         self._taken_from: dict[str, str] = {}  # session -> what to tell it about the takeover, on its next command
+        self.watchdog_stops: list[float] = []  # for each watchdog stop: controller silence when the arm had stopped (s)
         self._refusal_window = 0.0
         self._refusals_logged = 0
         self._suppressed_refusals = 0
@@ -268,6 +272,7 @@ class RobotServer:
             try:
                 sock.linger = 0
                 sock.setsockopt(zmq.MAXMSGSIZE, 4 * self.max_request_bytes)
+                sock.setsockopt(zmq.RCVHWM, PEER_QUEUE)  # per peer: a flooding client waits in its own TCP queue
                 if ":" in self.host.strip("[]"):
                     sock.ipv6 = True
                 host = self.host.strip("[]")
@@ -292,13 +297,14 @@ class RobotServer:
             poller = zmq.Poller()
             poller.register(sock, zmq.POLLIN)
             while not self._stop_event.is_set():
-                if poller.poll(20):
-                    for _ in range(64):  # drain what is queued, then look at the watchdog again
+                if poller.poll(WATCHDOG_TICK_MS):
+                    for _ in range(64):  # drain what is queued, watching the watchdog after every message
                         try:
                             frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
                         except zmq.Again:
                             break
                         self._handle(sock, frames)
+                        self._check_watchdog()
                 self._check_watchdog()
         finally:
             self._close_backend()
@@ -501,3 +507,4 @@ class RobotServer:
                 self.backend.stop()
             except Exception:
                 log.exception("backend stop by the watchdog failed")
+            self.watchdog_stops.append(time.monotonic() - self._last_contact)

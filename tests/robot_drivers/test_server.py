@@ -242,6 +242,32 @@ def test_watchdog_stops_the_arm_when_the_controller_goes_silent():
             d.act(np.zeros(7))
 
 
+def test_watchdog_is_on_time_while_other_clients_flood_the_server():
+    import threading
+
+    limit = 0.3
+    with RobotServer(sim_backend(), port=0, watchdog_s=limit) as srv:
+        flooding = threading.Event()
+        flooding.set()
+
+        def flood():
+            with RemoteDriver("127.0.0.1", srv.port, heartbeat=False) as c:
+                while flooding.is_set():
+                    c.goal_image()  # a render per request
+
+        with RemoteDriver("127.0.0.1", srv.port, heartbeat=False) as d:
+            d.reset()
+            loaders = [threading.Thread(target=flood) for _ in range(3)]
+            for t in loaders:
+                t.start()
+            d.act([0.01, 0, 0, 0, 0, 0, 0])
+            time.sleep(limit + 0.4)
+            flooding.clear()
+            for t in loaders:
+                t.join(10)
+        assert len(srv.watchdog_stops) == 1 and limit <= srv.watchdog_stops[0] <= limit + 0.1
+
+
 def test_heartbeat_keeps_a_slow_planner_alive():
     with RobotServer(sim_backend(), port=0, watchdog_s=0.5) as srv, RemoteDriver("127.0.0.1", srv.port) as d:
         d.reset()
