@@ -1,9 +1,11 @@
 """robot-server: serve the MuJoCo sim or a real Franka to planners elsewhere on the network.
 
     robot-server                                        # sim backend, 127.0.0.1:5555, no auth needed
-    robot-server --new-secret-file ~/.config/vjepa/robot.secret
-    robot-server --backend franky --host 0.0.0.0 --secret-file ~/.config/vjepa/robot.secret franky.robot_ip=172.16.0.2
-    robot-server --snapshot goal.png --host 10.0.0.2 --secret-file ...   # save one camera frame (a goal picture)
+    robot-server --new-keys ~/.config/vjepa/curve      # CURVE key pairs: server + one client
+    robot-server --backend franky --host 0.0.0.0 curve.server_secret_key=~/.config/vjepa/curve/server.key_secret \
+        curve.authorized_clients=~/.config/vjepa/curve/authorized_clients franky.robot_ip=172.16.0.2
+    robot-server --snapshot goal.png --host 10.0.0.2 curve.server_public_key=... curve.client_secret_key=...
+    robot-server --new-secret-file ~/.config/vjepa/robot.secret   # optional HMAC on top (--secret-file)
 
 See docs/real_franka.md for the network layout and the safety settings.
 """
@@ -18,7 +20,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from apps.cli import parse
-from robot_drivers.factory import safety_limits
+from robot_drivers.curve import load_server_keys, new_keys
+from robot_drivers.factory import client_curve_keys, safety_limits
 from robot_drivers.protocol import load_secret, write_secret_file
 from robot_drivers.server import RobotServer, SimBackend
 
@@ -31,6 +34,7 @@ FLAGS = {
     "--secret-file": ("auth.secret_file", "file holding the shared secret"),
     "--snapshot": ("snapshot", "save one camera frame from the running server to this PNG and exit"),
     "--new-secret-file": ("new_secret_file", "write a fresh random shared secret to this file and exit"),
+    "--new-keys": ("new_keys", "write CURVE key pairs (server and one client) to this directory and exit"),
 }
 
 
@@ -57,6 +61,15 @@ def make_backend_factory(cfg: DictConfig):
     raise ValueError(f"unknown backend {cfg.backend!r}; choose sim or franky")
 
 
+def server_curve_keys(cfg: DictConfig):
+    key, clients = cfg.curve.server_secret_key, cfg.curve.authorized_clients
+    if key is None and clients is None:
+        return None
+    if key is None or clients is None:
+        raise ValueError("CURVE needs both curve.server_secret_key and curve.authorized_clients")
+    return load_server_keys(key, clients)
+
+
 def build_server(cfg: DictConfig) -> RobotServer:
     secret = load_secret(cfg.auth.secret_file, cfg.auth.secret_env)
     return RobotServer(
@@ -72,6 +85,7 @@ def build_server(cfg: DictConfig) -> RobotServer:
         max_request_bytes=int(cfg.max_request_bytes),
         max_reply_bytes=int(cfg.max_reply_bytes),
         max_clock_skew_s=float(cfg.auth.max_clock_skew_s),
+        curve=server_curve_keys(cfg),
     )
 
 
@@ -80,7 +94,8 @@ def snapshot(cfg: DictConfig) -> Path:
 
     from robot_drivers.remote_driver import RemoteDriver
 
-    with RemoteDriver(str(cfg.host), int(cfg.port), secret_file=cfg.auth.secret_file, secret_env=cfg.auth.secret_env, heartbeat=False, client_name="snapshot") as driver:
+    with RemoteDriver(str(cfg.host), int(cfg.port), secret_file=cfg.auth.secret_file, secret_env=cfg.auth.secret_env, heartbeat=False,
+                      client_name="snapshot", curve=client_curve_keys(cfg.curve)) as driver:
         image = driver.observe().image
     out = Path(cfg.snapshot)
     Image.fromarray(image).save(out)
@@ -92,6 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.new_secret_file:
         path = write_secret_file(cfg.new_secret_file)
         print(f"wrote a new shared secret to {path} (mode 600); copy it to the workstation over a secure channel")
+        return 0
+    if cfg.new_keys:
+        try:
+            d = new_keys(cfg.new_keys)
+        except ValueError as e:
+            log.error("%s", e)
+            return 2
+        print(f"wrote CURVE keys to {d}: server.key_secret stays on the robot computer (curve.server_secret_key, with "
+              f"curve.authorized_clients={d / 'authorized_clients'}); copy server.key and client.key_secret to the workstation "
+              "(driver.curve.server_public_key, driver.curve.client_secret_key) over a secure channel")
         return 0
     if cfg.snapshot:
         print(f"saved {snapshot(cfg)}")

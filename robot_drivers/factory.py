@@ -18,6 +18,19 @@ def safety_limits(cfg: Mapping[str, Any]) -> SafetyLimits:
     )
 
 
+def client_curve_keys(curve_cfg: Mapping[str, Any] | None):
+    """The CURVE keys a client config names (`server_public_key`, `client_secret_key`), or None for neither."""
+    from robot_drivers.curve import load_client_keys
+
+    server, client = (curve_cfg or {}).get("server_public_key"), (curve_cfg or {}).get("client_secret_key")
+    if server is None and client is None:
+        return None
+    if server is None or client is None:
+        raise ValueError("CURVE needs both curve.server_public_key (the server's server.key) and curve.client_secret_key "
+                         "(this client's .key_secret)")
+    return load_client_keys(server, client)
+
+
 def make_driver(driver_cfg: Mapping[str, Any], env_cfg: Mapping[str, Any], episode=None) -> RobotDriver:
     kind = driver_cfg["type"]
     if kind == "sim":
@@ -47,6 +60,7 @@ def make_driver(driver_cfg: Mapping[str, Any], env_cfg: Mapping[str, Any], episo
             secret_env=driver_cfg.get("secret_env", SECRET_ENV),
             heartbeat=bool(driver_cfg.get("heartbeat", True)),
             takeover=bool(driver_cfg.get("takeover", False)),
+            curve=client_curve_keys(driver_cfg.get("curve")),
             seed=None if seed is None else int(seed),
             episode=episode,
             task=env_cfg.get("task") if driver_cfg.get("send_task", True) else None,

@@ -34,6 +34,7 @@ import numpy as np
 import zmq
 
 from robot_drivers.base import ACTION_DIM, Observation
+from robot_drivers.curve import ClientKeys, connect_with
 from robot_drivers.protocol import (
     DEFAULT_PORT,
     IDEMPOTENT,
@@ -74,13 +75,15 @@ class RemoteDriver:
         max_reply_bytes: int = MAX_REPLY_BYTES,
         client_name: str = "remote-driver",
         takeover: bool = False,
+        curve: ClientKeys | None = None,
     ):
         self.host, self.port = host, int(port)
         self.endpoint = endpoint(host, self.port)
         self.timeout_s, self.reset_timeout_s, self.retries = float(timeout_s), float(reset_timeout_s), int(retries)
         self._secret = secret if secret is not None else load_secret(secret_file, secret_env)
-        if self._secret is None and not is_loopback(host):
-            log.warning("connecting to %s without a shared secret: a server bound off-loopback will refuse every request", self.endpoint)
+        self.curve = curve
+        if curve is None and not is_loopback(host):
+            log.warning("connecting to %s without CURVE keys: a server bound off-loopback admits only clients with keys", self.endpoint)
         self.seed, self.task, self.takeover = seed, task, bool(takeover)
         self.episode = episode
         self.max_reply_bytes = int(max_reply_bytes)
@@ -89,6 +92,7 @@ class RemoteDriver:
         self._lock = threading.RLock()
         self._ctx = zmq.Context()
         self._sock: zmq.Socket | None = None
+        self._monitor: zmq.Socket | None = None  # CURVE handshake failures, to name them on a time-out
         self._closed = False
         self._server_id: str | None = None
         self._episode_lost = False
@@ -184,9 +188,7 @@ class RemoteDriver:
                 log.debug("release on close: %s", e)
         with self._lock:
             self._closed = True
-            if self._sock is not None:
-                self._sock.close(0)
-                self._sock = None
+            self._close_socket()
             self._ctx.term()
 
     def __enter__(self) -> RemoteDriver:
@@ -196,11 +198,23 @@ class RemoteDriver:
         self.close()
 
     # ---- transport -----------------------------------------------------------------------------------
-    def _new_socket(self) -> None:
+    def _close_socket(self) -> None:
+        if self._monitor is not None:
+            self._sock.disable_monitor()
+            self._monitor.close(0)
+            self._monitor = None
         if self._sock is not None:
             self._sock.close(0)  # drops the unanswered request with it
+            self._sock = None
+
+    def _new_socket(self) -> None:
+        self._close_socket()
         sock = self._ctx.socket(zmq.DEALER)
         sock.linger = 0
+        if self.curve is not None:
+            connect_with(sock, self.curve)
+            self._monitor = sock.get_monitor_socket(
+                zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
         sock.setsockopt(zmq.MAXMSGSIZE, self.max_reply_bytes)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
@@ -225,6 +239,12 @@ class RemoteDriver:
                 if msg is not None:
                     self._unreachable = False
                     return self._result(type_, msg)
+                if self._handshake_failed():
+                    self._new_socket()
+                    raise RobotConnectionError(
+                        self.endpoint, f"the CURVE handshake failed ({type_!r} never reached the server): the server does not admit this "
+                        "client's key (add its .key to the server's curve.authorized_clients), or curve.server_public_key is "
+                        "not this server's key")
                 self._new_socket()
                 if attempt < retries:
                     log.warning("robot server %s: no reply to %r within %.1f s; retrying (%d/%d)", self.endpoint, type_, timeout_s, attempt + 1, retries)
@@ -236,6 +256,14 @@ class RemoteDriver:
                 "(host, port, firewall), and not stuck?"
                 + (" The request was not retried: it may or may not have reached the arm." if type_ not in IDEMPOTENT else ""),
             )
+
+    def _handshake_failed(self) -> bool:
+        """Whether the CURVE handshake of the current socket was refused (events seen by its monitor)."""
+        failed = False
+        while self._monitor is not None and self._monitor.poll(0):
+            self._monitor.recv_multipart()
+            failed = True
+        return failed
 
     def _rebind(self, type_: str, args: dict, timeout_s: float, msg: dict) -> dict | None:
         """The server refused a request signed for an earlier process of it (it restarted; its authenticated

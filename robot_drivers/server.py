@@ -14,10 +14,10 @@ Whatever a client sends, what reaches the backend is bounded here:
   * a watchdog: once the controlling client has moved the arm, a silence of `watchdog_s` from it stops the
     arm; further `act`s are refused until a `reset`;
   * `stop`: stops the arm, same refusal until `reset`;
-  * access control: loopback by default; binding to any other address needs the shared secret, and with a
-    secret every request must carry a valid HMAC signed for this server process (unauthenticated requests,
-    and requests signed for an earlier process of the server, are refused, logged, and never reach the
-    backend);
+  * access control: loopback by default; binding to any other address needs CURVE (`robot_drivers/curve.py`:
+    encrypted traffic, and only clients whose public key the server holds get a connection). A shared secret
+    adds an HMAC on every request, signed for this server process (unauthenticated requests, and requests
+    signed for an earlier process of the server, are refused, logged, and never reach the backend);
   * malformed, oversized, unknown-version or schema-violating messages get an error reply (libzmq drops the
     connection of a peer whose message exceeds 4x the request cap before it is buffered); the loop survives
     them and any backend exception.
@@ -37,6 +37,7 @@ import numpy as np
 import zmq
 
 from robot_drivers.base import Observation
+from robot_drivers.curve import ServerKeys, serve_with
 from robot_drivers.protocol import (
     CONTROL,
     DEFAULT_PORT,
@@ -211,12 +212,15 @@ class RobotServer:
         max_request_bytes: int = MAX_REQUEST_BYTES,
         max_reply_bytes: int = MAX_REPLY_BYTES,
         max_clock_skew_s: float = 30.0,
+        curve: ServerKeys | None = None,
     ):
-        if not is_loopback(host) and secret is None:
+        if not is_loopback(host) and curve is None:
             raise ValueError(
-                f"refusing to bind the robot server to {host!r} without a shared secret: anyone on the network could "
-                "move the arm. Set auth.secret_file (or $ROBOT_SERVER_SECRET), or bind to 127.0.0.1"
+                f"refusing to bind the robot server to {host!r} without CURVE keys: anyone on the network could read the "
+                "traffic or move the arm. Make keys with `robot-server --new-keys DIR` and set curve.server_secret_key and "
+                "curve.authorized_clients (docs/real_franka.md), or bind to 127.0.0.1"
             )
+        self.curve = curve
         self._backend_or_factory = backend
         self.host, self.requested_port = host, int(port)
         self.secret = secret
@@ -268,8 +272,11 @@ class RobotServer:
     def serve_forever(self) -> None:
         ctx = zmq.Context()
         sock = ctx.socket(zmq.ROUTER)
+        authenticator = None
         try:
             try:
+                if self.curve is not None:
+                    authenticator = serve_with(ctx, sock, self.curve)
                 sock.linger = 0
                 sock.setsockopt(zmq.MAXMSGSIZE, 4 * self.max_request_bytes)
                 sock.setsockopt(zmq.RCVHWM, PEER_QUEUE)  # per peer: a flooding client waits in its own TCP queue
@@ -291,7 +298,8 @@ class RobotServer:
             log.info(
                 "robot server (%s backend, protocol v%d) listening on %s:%d, %s, watchdog %.2f s",
                 self.backend.name, PROTOCOL_VERSION, self.host, self.port,
-                "shared-secret authentication" if self.secret else "no authentication (loopback only)", self.watchdog_s,
+                " + ".join(k for k, on in (("CURVE encryption and client keys", self.curve), ("shared-secret HMAC", self.secret)) if on)
+                or "no authentication (loopback only)", self.watchdog_s,
             )
             self._ready_event.set()
             poller = zmq.Poller()
@@ -309,6 +317,8 @@ class RobotServer:
         finally:
             self._close_backend()
             sock.close(0)
+            if authenticator is not None:
+                authenticator.stop()
             ctx.term()
             log.info("robot server stopped (%s)", dict(self.stats))
 
@@ -412,7 +422,8 @@ class RobotServer:
                 return {
                     "server": "robot-server", "version": PROTOCOL_VERSION, "server_id": self.server_id,
                     "backend": backend.describe(), "watchdog_s": self.watchdog_s, "limits": self.safety.describe(),
-                    "authenticated": self.secret is not None, "max_request_bytes": self.max_request_bytes,
+                    "authenticated": self.secret is not None, "encrypted": self.curve is not None,
+                    "max_request_bytes": self.max_request_bytes,
                     "max_reply_bytes": self.max_reply_bytes,
                 }, None
             if t == "observe":

@@ -280,10 +280,10 @@ def test_heartbeat_keeps_a_slow_planner_alive():
 # ---- access control -----------------------------------------------------------------------------------
 
 
-def test_off_loopback_bind_without_secret_is_refused():
+def test_off_loopback_bind_without_curve_is_refused():
     for host in ("0.0.0.0", "::", "192.0.2.1"):
-        with pytest.raises(ValueError, match="shared secret"):
-            RobotServer(sim_backend(), host=host, port=0)
+        with pytest.raises(ValueError, match="without CURVE keys"):
+            RobotServer(sim_backend(), host=host, port=0, secret=SECRET)  # a shared secret alone does not encrypt
 
 
 @pytest.fixture(scope="module")

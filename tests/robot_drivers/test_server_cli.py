@@ -34,7 +34,7 @@ def test_plan_goal_composes_with_the_remote_driver_and_make_driver_accepts_it(mo
             assert driver.reset().image.shape == (64, 64, 3)
 
 
-def test_binding_off_loopback_without_a_secret_exits_with_an_error(monkeypatch, capsys):
+def test_binding_off_loopback_without_curve_keys_exits_with_an_error(monkeypatch, capsys):
     monkeypatch.delenv("ROBOT_SERVER_SECRET", raising=False)
     assert main(["--host", "0.0.0.0"]) == 2
 
