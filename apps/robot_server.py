@@ -23,6 +23,7 @@ from apps.cli import parse
 from robot_drivers.curve import load_server_keys, new_keys
 from robot_drivers.factory import client_curve_keys, safety_limits
 from robot_drivers.protocol import load_secret, write_secret_file
+from robot_drivers.safety import MotionTolerance
 from robot_drivers.server import RobotServer, SimBackend
 
 log = logging.getLogger("robot-server")
@@ -86,6 +87,7 @@ def build_server(cfg: DictConfig) -> RobotServer:
         max_reply_bytes=int(cfg.max_reply_bytes),
         max_clock_skew_s=float(cfg.auth.max_clock_skew_s),
         curve=server_curve_keys(cfg),
+        motion_tolerance=MotionTolerance(**{k: float(v) for k, v in cfg.safety.motion_tolerance.items()}),
     )
 
 

@@ -4,6 +4,12 @@ Each control step solves damped-least-squares IK for the target pose (measured p
 then streams joint set-points to the position servos along a minimum-jerk profile that arrives within
 `arrive_fraction` of the period, leaving the rest for the servos to settle. Physics runs all substeps.
 
+A target the arm cannot reach (beyond its reach, against a joint limit) is not chased: IK would end in
+some other posture, and interpolating joints toward it swings the hand far off the straight line (the
+fault probe saw a step commanded 7.5 cm up move the hand 21.6 cm down). The controller then goes only
+the largest share of the step that IK reaches within `reach_tolerance`, found by bisection, and reports
+the share it went (`step_fraction`).
+
 The gripper target is measured opening + delta like the arm, with a dead band: a delta within
 `gripper_deadband` keeps the previous command. A hand closed on a cube measures "half closed", so without
 the dead band a zero delta would stop the squeeze and drop the cube; with it, "no change" means "keep
@@ -30,6 +36,9 @@ class ControllerConfig:
     ik_tolerance: float = 1e-5
     gripper_deadband: float = 0.1
     nullspace_gain: float = 0.05  # pulls redundant DoF toward the home posture so the elbow stays sane
+    reach_tolerance: float = 0.002  # m: an IK solution further than this from the target is not reachable
+    max_joint_step: float = 0.6  # rad: a step needing more on any joint swings the hand off its path
+    bisections: int = 5  # halvings when searching for the reachable share of a step
 
 
 def _rotation_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
@@ -84,12 +93,40 @@ class EndEffectorController:
         mujoco.mj_kinematics(m, d)
         return q, float(np.linalg.norm(pos - d.site_xpos[s.ee_site]))
 
-    def step(self, action: np.ndarray) -> dict:
-        """Execute one control period toward measured pose + action. Returns the commanded target."""
+    def _reachable(self, action: np.ndarray, q0: np.ndarray):
+        """(q, target pos, target mat, IK error, share of the step) for the largest reachable share of `action`."""
         s = self.scene
-        target_pos, target_mat, target_grip = apply_action(s.ee_pos(), s.ee_mat(), s.gripper_state(), action)
+        pos0, mat0 = s.ee_pos(), s.ee_mat()
+
+        def solve(frac: float):
+            scaled = np.concatenate([action[:6] * frac, [0.0]])
+            pos, mat, _ = apply_action(pos0, mat0, 0.0, scaled)
+            q, err = self.solve_ik(pos, mat, q0)
+            ok = err <= self.cfg.reach_tolerance and np.abs(q - q0).max() <= self.cfg.max_joint_step
+            return ok, (q, pos, mat, err, frac)
+
+        ok, full = solve(1.0)
+        if ok or not np.any(action[:6]):
+            return full
+        lo, best = 0.0, solve(0.0)[1]
+        hi = 1.0
+        for _ in range(self.cfg.bisections):
+            mid = 0.5 * (lo + hi)
+            ok, cand = solve(mid)
+            if ok:
+                lo, best = mid, cand
+            else:
+                hi = mid
+        return best
+
+    def step(self, action: np.ndarray) -> dict:
+        """Execute one control period toward measured pose + action (or the reachable share of it).
+        Returns the commanded target."""
+        s = self.scene
+        action = np.asarray(action, dtype=np.float64)
+        _, _, target_grip = apply_action(s.ee_pos(), s.ee_mat(), s.gripper_state(), action)
         q0 = s.arm_qpos()
-        q_target, ik_err = self.solve_ik(target_pos, target_mat, q0)
+        q_target, target_pos, target_mat, ik_err, frac = self._reachable(action, q0)
         if abs(target_grip - s.gripper_state()) > self.cfg.gripper_deadband:
             self.gripper_cmd = target_grip
         finger = FINGER_OPEN * (1.0 - self.gripper_cmd)
@@ -98,4 +135,5 @@ class EndEffectorController:
         for k in range(self.n_substeps):
             d.ctrl[:7] = q0 + self._profile[k] * (q_target - q0)
             mujoco.mj_step(m, d)
-        return {"target_pos": target_pos, "target_mat": target_mat, "target_gripper": target_grip, "ik_error": ik_err}
+        return {"target_pos": target_pos, "target_mat": target_mat, "target_gripper": target_grip, "ik_error": ik_err,
+                "step_fraction": frac}

@@ -4,6 +4,10 @@ Per step: each translation component within +-max_translation (m), each Euler-de
 +-max_rotation (rad), the gripper target within [0, 1], and the position target inside the workspace box.
 A non-finite action (NaN/inf anywhere) becomes "hold still" with a warning: a planner bug must not move
 the arm. If the arm is already outside the box (a person moved it), a step may only bring it closer.
+
+Commands are not motion: a hand pressed against the table, an unreachable target or a controller fault can
+move the arm further than it was told. `motion_violation` checks the *measured* step against the same
+limits (plus `MotionTolerance`); the robot server runs it after every `act` and holds the arm when it fails.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from robot_drivers.base import ACTION_DIM, STATE_DIM
+from robot_pose import rotation_delta
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +27,7 @@ log = logging.getLogger(__name__)
 class SafetyLimits:
     max_translation: float = 0.075  # m per axis per control step
     max_rotation: float = 0.15  # rad per Euler component per control step
-    workspace_low: tuple[float, float, float] = (0.25, -0.40, 0.01)  # m, base frame
+    workspace_low: tuple[float, float, float] = (0.25, -0.40, 0.055)  # m, base frame (z: fingertips 5 mm off the table)
     workspace_high: tuple[float, float, float] = (0.80, 0.40, 0.60)
 
     def __post_init__(self) -> None:
@@ -81,3 +86,35 @@ class SafetyLayer:
 
     def inside_workspace(self, pos: np.ndarray, tol: float = 1e-9) -> bool:
         return bool(np.all(pos >= self._lo - tol) and np.all(pos <= self._hi + tol))
+
+
+@dataclass(frozen=True)
+class MotionTolerance:
+    """How far measured motion may exceed the step limits and the box (servo overshoot, sensor noise)."""
+
+    translation: float = 0.01  # m beyond max_translation on any axis, and beyond the box
+    rotation: float = 0.05  # rad beyond max_rotation on any component of the measured rotation delta
+    tracking: float = 0.03  # m between where the sent step should have put the hand and where it is
+
+
+def motion_violation(limits: SafetyLimits, tol: MotionTolerance, before: np.ndarray, sent: np.ndarray,
+                     after: np.ndarray, tracking: bool = True) -> str | None:
+    """None if the measured step from state `before` to `after` (sent: the action after the safety layer)
+    kept within the limits; else what was exceeded. `tracking=False` for an arm still moving (asynchronous)."""
+    before, after = np.asarray(before, dtype=np.float64), np.asarray(after, dtype=np.float64)
+    if not np.all(np.isfinite(after)):
+        return f"the measured state is not finite ({after.tolist()})"
+    moved = after[:3] - before[:3]
+    turned = rotation_delta(before[None, 3:6], after[None, 3:6])[0]
+    lo, hi = np.asarray(limits.workspace_low), np.asarray(limits.workspace_high)
+    outside = float(np.max(np.maximum(lo - after[:3], after[:3] - hi)))
+    off = float(np.max(np.abs(before[:3] + np.asarray(sent)[:3] - after[:3])))
+    if np.abs(moved).max() > limits.max_translation + tol.translation:
+        return f"the hand moved {np.round(moved, 3).tolist()} m in one step (limit {limits.max_translation:g} per axis)"
+    if np.abs(turned).max() > limits.max_rotation + tol.rotation:
+        return f"the hand turned {np.round(turned, 3).tolist()} rad in one step (limit {limits.max_rotation:g} per component)"
+    if outside > tol.translation and outside > float(np.max(np.maximum(lo - before[:3], before[:3] - hi))):
+        return f"the hand is {outside:.3f} m outside the workspace box at {np.round(after[:3], 3).tolist()}"
+    if tracking and off > tol.tracking:
+        return f"the hand is {off:.3f} m from where the step should have put it (tracking limit {tol.tracking:g} m)"
+    return None

@@ -11,6 +11,10 @@ Whatever a client sends, what reaches the backend is bounded here:
     which is logged and reported to the previous controller (`taken_over`) on its next command. The lease ends
     when its holder sends `release` (the remote driver does on close) or is silent for `watchdog_s`.
     `hello`, `ping`, `observe` and `goal_image` stay open to every (authenticated) client;
+  * the measured motion: after every `act` the server reads the arm back and checks the step it actually
+    made (size, rotation, tracking error, the box; `safety.motion_violation`). A violation stops the arm and
+    is the act's reply (`motion_limit`); further `act`s are refused until a `reset`. An asynchronous backend
+    (its act returns while the arm moves) is checked at its next act, without the tracking error;
   * a watchdog: once the controlling client has moved the arm, a silence of `watchdog_s` from it stops the
     arm; further `act`s are refused until a `reset`;
   * `stop`: stops the arm, same refusal until `reset`;
@@ -54,7 +58,7 @@ from robot_drivers.protocol import (
     signed_for,
     verify_request,
 )
-from robot_drivers.safety import SafetyLayer, SafetyLimits, SafetyReport
+from robot_drivers.safety import MotionTolerance, SafetyLayer, SafetyLimits, SafetyReport, motion_violation
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,7 @@ class Backend(Protocol):
     """What the server drives: a RobotDriver plus a cheap state read and a description."""
 
     name: str
+    asynchronous: bool  # act returns while the arm still moves (a backend without it is taken as synchronous)
 
     def reset(self, seed: int | None = None, episode: str | None = None, task: str | None = None) -> Observation: ...
 
@@ -129,6 +134,7 @@ class SimBackend:
     """`SimDriver` as a server backend: reset may name a seed, an episode spec (JSON) and a task."""
 
     name = "sim"
+    asynchronous = False
 
     def __init__(self, task: str = "reach", image_size: int = 256, seed: int = 0, limits: SafetyLimits = SafetyLimits(),
                  max_steps: int | None = None, camera: str = "exterior"):
@@ -213,6 +219,7 @@ class RobotServer:
         max_reply_bytes: int = MAX_REPLY_BYTES,
         max_clock_skew_s: float = 30.0,
         curve: ServerKeys | None = None,
+        motion_tolerance: MotionTolerance = MotionTolerance(),
     ):
         if not is_loopback(host) and curve is None:
             raise ValueError(
@@ -221,6 +228,8 @@ class RobotServer:
                 "curve.authorized_clients (docs/real_franka.md), or bind to 127.0.0.1"
             )
         self.curve = curve
+        self.motion_tolerance = motion_tolerance
+        self._last_step: tuple[np.ndarray, np.ndarray] | None = None  # (state before, sent) of an asynchronous act
         self._backend_or_factory = backend
         self.host, self.requested_port = host, int(port)
         self.secret = secret
@@ -433,13 +442,20 @@ class RobotServer:
                     return None, ("stopped", f"the arm is stopped ({self._halted}); call reset() to start a new episode")
                 if not self._episode_ready:
                     return None, ("not_ready", "no episode: call reset() before act()")
-                safe, report = self.safety.filter(args["action"], backend.current_state())
+                before = backend.current_state()
+                if (refusal := self._check_motion(backend, *(self._last_step or (None, None)), before, tracking=False)) is not None:
+                    return None, refusal  # the previous, asynchronous step went wrong
+                safe, report = self.safety.filter(args["action"], before)
                 sent = np.asarray(backend.act(safe), dtype=np.float64)
                 self._armed = True
                 self._last_contact = time.monotonic()
+                if getattr(backend, "asynchronous", False):
+                    self._last_step = (before, sent)
+                elif (refusal := self._check_motion(backend, before, sent, backend.current_state())) is not None:
+                    return None, refusal
                 return {"action": sent, "clamped": bool(report.clamped), "notes": list(report.notes)}, None
             if t == "reset":
-                self._armed = False
+                self._armed, self._last_step = False, None
                 obs = backend.reset(seed=args["seed"], episode=args["episode"], task=args["task"])
                 self._halted, self._episode_ready = None, True
                 self._last_contact = time.monotonic()
@@ -472,6 +488,20 @@ class RobotServer:
                 self._armed = False
             return None, ("backend_error", f"{type(e).__name__}: {e}")
         return None, ("unknown_type", t)  # unreachable: parse_request_body checked the type
+
+    def _check_motion(self, backend, before, sent, after, tracking: bool = True) -> tuple[str, str] | None:
+        """Hold the arm and say why if the measured step from `before` (None: nothing to check) broke a limit."""
+        if before is None:
+            return None
+        why = motion_violation(self.safety.layer.limits, self.motion_tolerance, before, sent, after, tracking)
+        if why is None:
+            return None
+        self._armed, self._last_step = False, None
+        self._halted = f"motion check: {why}"
+        self.stats["motion_limit"] += 1
+        log.error("%s; stopping the arm", self._halted)
+        backend.stop()
+        return "motion_limit", f"{self._halted}; the arm is held: call reset() to start a new episode"
 
     def _lease(self, sid: str, t: str, takeover: bool, now: float) -> tuple[str, str] | None:
         """None if session `sid` may send the command `t` (taking the free arm with a reset, or any arm with a

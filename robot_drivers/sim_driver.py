@@ -50,6 +50,7 @@ class SimDriver:
         state = self.observe().state
         safe, report = self.safety.filter(action, state)
         raw, _, _, _, info = self.env.step(safe)
+        safe[:6] *= info["step_fraction"]  # the share of the step the arm could reach (envs/controller.py)
         info["safety"] = report
         self.last_step_info = info
         self._obs = self._wrap(raw, info)
