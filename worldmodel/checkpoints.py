@@ -9,8 +9,10 @@ file reading and model building sit on top of them:
   use (upstream loads them with strict=False for that reason); we drop it, nothing else.
 * Hugging Face ``VJEPA2Model`` folders (``config.json`` + ``model.safetensors`` from
   ``save_pretrained``): separate query / key / value projections are fused into ``qkv``.
-* our own safetensors: weights + metadata ``{"format", "kind", "arch", "extra"}`` where
-  ``arch`` is the JSON of the module's constructor arguments, so a file builds its model.
+* our own safetensors: weights + metadata ``{"format", "kind", "arch", "extra", "content_sha256"}``
+  where ``arch`` is the JSON of the module's constructor arguments, so a file builds its model, and
+  ``content_sha256`` hashes every tensor (name, dtype, shape, bytes): loading recomputes it, so a flipped
+  bit anywhere in the weights is an error naming the file, not a model that plans on noise.
 
 Loading is strict: any missing key, unexpected key or shape difference raises
 ``CheckpointMismatchError`` listing all three.
@@ -18,10 +20,12 @@ Loading is strict: any missing key, unexpected key or shape difference raises
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -29,6 +33,8 @@ import torch.nn as nn
 
 from worldmodel.encoder import VisionTransformer
 from worldmodel.predictor import ACPredictor
+
+log = logging.getLogger(__name__)
 
 FORMAT = "vjepa-planning/1"
 StateDict = dict[str, torch.Tensor]
@@ -295,15 +301,28 @@ def load_hf_encoder(folder: str | os.PathLike) -> VisionTransformer:
 _KINDS = {"encoder": VisionTransformer, "predictor": ACPredictor}
 
 
+def tensors_sha256(tensors: Mapping[str, torch.Tensor], transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, sorted by name (after `transform`, one
+    tensor at a time)."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name] if transform is None else transform(tensors[name])
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def save_module(module: VisionTransformer | ACPredictor, path: str | os.PathLike, extra: Mapping | None = None) -> None:
-    """Weights + self-describing metadata (format, kind, constructor args, optional extra JSON)."""
+    """Weights + self-describing metadata (format, kind, constructor args, optional extra JSON, content hash)."""
     from safetensors.torch import save_file
 
     kind = next((k for k, cls in _KINDS.items() if isinstance(module, cls)), None)
     if kind is None:
         raise TypeError(f"save_module takes a VisionTransformer or ACPredictor, not {type(module).__name__}")
-    meta = {"format": FORMAT, "kind": kind, "arch": json.dumps(module.arch), "extra": json.dumps(dict(extra or {}))}
     tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
+    meta = {"format": FORMAT, "kind": kind, "arch": json.dumps(module.arch), "extra": json.dumps(dict(extra or {})),
+            "content_sha256": tensors_sha256(tensors)}
     save_file(tensors, str(path), metadata=meta)
     # safetensors creates the file owner-only (0600); weights meant for sharing get the usual umask mode.
     umask = os.umask(0)
@@ -315,29 +334,52 @@ def read_metadata(path: str | os.PathLike) -> dict:
     """The metadata of a file written by ``save_module`` ("arch" / "extra" parsed), without its weights."""
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        raw = f.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = f.metadata() or {}
+    except FileNotFoundError:
+        raise ValueError(f"checkpoint {path}: no such file") from None
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types for damaged headers
+        raise ValueError(f"checkpoint {path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
     if raw.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} file (metadata format={raw.get('format')!r})")
-    return {
-        "format": raw["format"],
-        "kind": raw["kind"],
-        "arch": json.loads(raw["arch"]),
-        "extra": json.loads(raw.get("extra", "{}")),
-    }
+    try:
+        return {
+            "format": raw["format"],
+            "kind": raw["kind"],
+            "arch": json.loads(raw["arch"]),
+            "extra": json.loads(raw.get("extra", "{}")),
+            "content_sha256": raw.get("content_sha256"),
+        }
+    except (KeyError, json.JSONDecodeError) as e:
+        raise ValueError(f"checkpoint {path}: damaged metadata ({type(e).__name__}: {e})") from None
 
 
-def read_safetensors(path: str | os.PathLike) -> tuple[StateDict, dict]:
-    """(weights, metadata with "arch" / "extra" parsed) of a file written by ``save_module``."""
+def read_safetensors(path: str | os.PathLike, verify: bool = True) -> tuple[StateDict, dict]:
+    """(weights, metadata with "arch" / "extra" parsed) of a file written by ``save_module``. The weights
+    are checked against the content hash recorded when the file was written; `verify=False` skips that
+    (and logs that it did)."""
     from safetensors.torch import load_file
 
     meta = read_metadata(path)
-    return load_file(str(path)), meta
+    try:
+        sd = load_file(str(path))
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"checkpoint {path}: cannot read its weights ({type(e).__name__}: {e})") from None
+    recorded = meta["content_sha256"]
+    if not verify:
+        log.warning("checkpoint %s loaded without checking its content hash (verify=False)", path)
+    elif recorded is None:
+        log.warning("checkpoint %s records no content hash: corruption cannot be detected (re-save it with save_module)", path)
+    elif tensors_sha256(sd) != recorded:
+        raise ValueError(f"checkpoint {path}: its weights do not match the content hash recorded when it was written "
+                         "(the file is corrupt or was altered); restore it from its source or retrain")
+    return sd, meta
 
 
-def load_module(path: str | os.PathLike, kind: str | None = None) -> VisionTransformer | ACPredictor:
-    """Build and strictly load the module a ``save_module`` file describes (on CPU)."""
-    sd, meta = read_safetensors(path)
+def load_module(path: str | os.PathLike, kind: str | None = None, verify: bool = True) -> VisionTransformer | ACPredictor:
+    """Build and strictly load the module a ``save_module`` file describes (on CPU), its weights verified."""
+    sd, meta = read_safetensors(path, verify)
     if kind is not None and meta["kind"] != kind:
         raise ValueError(f"{path} holds a {meta['kind']}, not a {kind}")
     model = _build_on_meta(_KINDS[meta["kind"]], **meta["arch"])

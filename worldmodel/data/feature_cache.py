@@ -38,14 +38,10 @@ CACHE_VERSION = 1  # bump when the meaning of a cached file changes
 def hash_state_dict(module: torch.nn.Module, float_dtype: torch.dtype | None = None) -> str:
     """sha256 over every tensor's name, dtype, shape and bytes (sorted by name); `float_dtype` hashes the
     floating-point tensors as if the module had been cast to it (without copying the module)."""
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        if float_dtype is not None and t.is_floating_point():
-            t = t.to(float_dtype)
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
+    from worldmodel.checkpoints import tensors_sha256
+
+    cast = None if float_dtype is None else (lambda t: t.to(float_dtype) if t.is_floating_point() else t)
+    return tensors_sha256(module.state_dict(), cast)
 
 
 def preprocessing_spec(frame_encoder) -> dict:
