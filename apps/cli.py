@@ -9,16 +9,51 @@ override. The composed config is never mutated afterwards: pieces receive their 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
+import os
 import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 import configs
 
 CONFIG_DIR = Path(configs.__file__).parent
+DEBUG_ENV = "VJEPA_DEBUG"
+# What a person's input can cause: bad files (goal images, checkpoints, datasets, specs: ValueError and its
+# subclasses GoalImageError, DatasetError, CheckpointMismatchError), missing or unreadable paths, bad config.
+USER_ERRORS = (ValueError, OSError, HydraException, OmegaConfBaseException)
+
+
+def command(name: str):
+    """Wrap a command's `main(argv)`: an error caused by the user's input prints one line, `<name>: error:
+    <what>`, and returns exit code 2; `--debug` (or $VJEPA_DEBUG=1) lets the traceback through instead."""
+
+    def wrap(main):
+        @functools.wraps(main)
+        def run(argv: list[str] | None = None):
+            argv = list(sys.argv[1:] if argv is None else argv)
+            if "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+                return main(argv)
+            try:
+                return main(argv)
+            except USER_ERRORS as e:
+                print(f"{name}: error: {one_line(e)}", file=sys.stderr)
+                return 2
+
+        return run
+
+    return wrap
+
+
+def one_line(e: BaseException) -> str:
+    lines = [x.strip() for x in str(e).strip().splitlines() if x.strip()] or [type(e).__name__]
+    more = f" (+{len(lines) - 1} more lines; rerun with --debug)" if len(lines) > 1 else ""
+    return lines[0] + more
 
 
 def parse(
@@ -37,6 +72,7 @@ def parse(
     for flag, (key, help_text) in flags.items():
         parser.add_argument(flag, dest=key.replace(".", "__"), default=None, help=f"{help_text} (config: {key})")
     parser.add_argument("--cfg", action="store_true", help="print the composed config and exit")
+    parser.add_argument("--debug", action="store_true", help=f"show tracebacks for input errors (or set ${DEBUG_ENV}=1)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides KEY=VALUE")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     overrides = list(args.overrides)

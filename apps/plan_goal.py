@@ -17,7 +17,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from apps.cli import parse
+from apps.cli import command, parse
 from apps.episode_log import EpisodeRecorder
 from apps.episode_runner import OraclePolicy, PlannerPolicy, RandomPolicy, even_switch_every, run_episode
 from apps.goal_image import load_goal_image
@@ -140,6 +140,7 @@ def run(cfg: DictConfig) -> dict:
     return result
 
 
+@command("plan-goal")
 def main(argv: list[str] | None = None) -> None:
     cfg = parse(
         "plan_goal",
@@ -159,4 +160,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from apps.cli import parse
+from apps.cli import command, parse
 from apps.model_card import write_card
 
 
@@ -118,6 +118,7 @@ matrices), warmup-stable-decay LR (peak {cfg.train.lr}), gradient clipping {cfg.
     return write_card(out.with_suffix(".md"), card)
 
 
+@command("post-train")
 def main(argv: list[str] | None = None) -> None:
     cfg = parse(
         "post_train",
@@ -141,4 +142,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

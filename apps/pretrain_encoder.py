@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from apps.cli import parse
+from apps.cli import command, parse
 from apps.model_card import write_card
 
 
@@ -140,6 +140,7 @@ def np_mean(x) -> float:
     return float(sum(x) / len(x)) if x else float("nan")
 
 
+@command("pretrain-encoder")
 def main(argv: list[str] | None = None) -> None:
     cfg = parse(
         "pretrain_encoder",
@@ -161,4 +162,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

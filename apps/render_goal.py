@@ -9,13 +9,14 @@ scene posed at each stage, for `plan-goal --subgoals`."""
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from omegaconf import DictConfig
 from PIL import Image
 
-from apps.cli import parse
+from apps.cli import command, parse
 from envs import make_task_env
 
 
@@ -45,6 +46,7 @@ def render_goal(cfg: DictConfig) -> tuple[Path, Path, list[Path]]:
     return out, spec_path, subgoal_paths
 
 
+@command("render-goal")
 def main(argv: list[str] | None = None) -> None:
     cfg = parse(
         "render_goal",
@@ -66,4 +68,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from apps.cli import parse
+from apps.cli import command, parse
 from robot_drivers.curve import load_server_keys, new_keys
 from robot_drivers.factory import client_curve_keys, safety_limits
 from robot_drivers.protocol import load_secret, write_secret_file
@@ -104,6 +104,7 @@ def snapshot(cfg: DictConfig) -> Path:
     return out
 
 
+@command("robot-server")
 def main(argv: list[str] | None = None) -> int:
     cfg = parse("robot_server", "Serve a robot (sim or a real Franka) to remote planners.", FLAGS, argv)
     if cfg.new_secret_file:

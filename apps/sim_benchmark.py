@@ -8,6 +8,7 @@ first, as V-JEPA 2-AC does for multi-stage tasks."""
 
 from __future__ import annotations
 
+import sys
 import json
 import math
 import multiprocessing as mp
@@ -20,7 +21,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from apps.cli import parse
+from apps.cli import command, parse
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -208,6 +209,7 @@ def benchmark(cfg: DictConfig) -> dict:
     return summary
 
 
+@command("sim-benchmark")
 def main(argv: list[str] | None = None) -> None:
     cfg = parse(
         "sim_benchmark",
@@ -225,4 +227,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -21,7 +21,13 @@ GYM_IDS = {
 }
 
 
+def task_name(name: str) -> str:
+    """A task's registered name from the way a person may write it: "reach-with-object" is reach_with_object."""
+    return str(name).strip().replace("-", "_")
+
+
 def make_task_env(task: str, **kwargs) -> FrankaTaskEnv:
+    task = task_name(task)
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
     return FrankaTaskEnv(TASKS[task](), **kwargs)
@@ -31,4 +37,4 @@ for _task, _id in GYM_IDS.items():
     if _id not in gym.registry:
         gym.register(id=_id, entry_point="envs:make_task_env", kwargs={"task": _task})
 
-__all__ = ["GYM_IDS", "TASKS", "EpisodeSpec", "FrankaTaskEnv", "make_task_env"]
+__all__ = ["GYM_IDS", "TASKS", "EpisodeSpec", "FrankaTaskEnv", "make_task_env", "task_name"]

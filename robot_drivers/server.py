@@ -156,9 +156,11 @@ class SimBackend:
             spec = EpisodeSpec.from_json(episode)  # every field checked, and reachable, before the scene changes
             spec.check_reachable(self._kw["limits"].workspace_low, self._kw["limits"].workspace_high)
             task = spec.task
-        if task and task != self.task:
-            from envs import TASKS
+        if task:
+            from envs import TASKS, task_name
 
+            task = task_name(task)
+        if task and task != self.task:
             if task not in TASKS:
                 raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
             self.driver.close()
