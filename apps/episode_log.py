@@ -38,14 +38,15 @@ class EpisodeRecorder:
         self._add(self._last, sent_action)
         self._last = next_obs
 
-    def finish(self) -> int | None:
-        """Commit the episode (the last observation with a zero action). None if nothing was recorded.
-        Also the right call after a failure mid-episode: the steps so far are kept, atomically."""
+    def finish(self, info: dict[str, int | float | str] | None = None) -> int | None:
+        """Commit the episode (the last observation with a zero action), with `info` in its metadata (e.g. the
+        seed that reproduces it). None if nothing was recorded. Also the right call after a failure
+        mid-episode: the steps so far are kept, atomically."""
         if self._last is None:
             return None
         self._add(self._last, np.zeros(7))
         self._last = None
-        return self.writer.save_episode()
+        return self.writer.save_episode(info=info)
 
     def close(self) -> None:
         self.writer.close()

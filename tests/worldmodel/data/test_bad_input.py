@@ -15,6 +15,7 @@ from wm_data_helpers import CAMS, FPS, episode_data, length_of, make_writer, wri
 
 from worldmodel.data import DatasetError, DatasetWarning, LeRobotDataset
 from worldmodel.data import lerobot_dataset as lds
+from worldmodel.data.lerobot import reader as lerobot_reader
 
 DATA1 = "data/chunk-000/file-001.parquet"
 FRONT1 = "videos/observation.images.front/chunk-000/file-001.mp4"
@@ -165,7 +166,7 @@ def test_fast_open_defers_decode_checks_to_load(ds_root: Path) -> None:
 @pytest.mark.parametrize("frames", [LEN1 - 2, LEN1 + 3])
 def test_decoded_frame_count_must_match_data_rows(ds_root: Path, monkeypatch: pytest.MonkeyPatch, frames: int) -> None:
     short_video(ds_root, frames)
-    monkeypatch.setattr(lds, "_probe_video", lambda *a, **k: None)  # pretend the header looked fine
+    monkeypatch.setattr(lerobot_reader, "_probe_video", lambda *a, **k: None)  # pretend the header looked fine
     ds = LeRobotDataset(ds_root)
     with pytest.raises(DatasetError, match=f"decoded {frames} frames but episode 1 has {LEN1} data rows") as err:
         ds.episode(1).images["front"]

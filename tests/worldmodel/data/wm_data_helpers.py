@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from worldmodel.data import lerobot_dataset as lds  # noqa: E402
+from worldmodel.data.lerobot import files as lerobot_files  # noqa: E402
 from worldmodel.data.lerobot_dataset import DatasetWriter, FeatureSpec  # noqa: E402
 
 FPS = 4
@@ -99,14 +99,14 @@ def main(argv: list[str]) -> None:
         time.sleep(60)
     elif mode == "crash_at":  # crash_at PATTERN: SIGKILL ourselves when a commit renames onto PATTERN
         pattern = argv[2]
-        real = lds._replace
+        real = lerobot_files._replace
 
         def crashing_replace(src: Path, dst: Path) -> None:
             if pattern in dst.relative_to(root).as_posix():
                 os.kill(os.getpid(), signal.SIGKILL)
             real(src, dst)
 
-        lds._replace = crashing_replace
+        lerobot_files._replace = crashing_replace
         write_episode(w, d)
         print("NOT KILLED", flush=True)
 

@@ -1,0 +1,92 @@
+"""Merge: combine datasets into one, renumbering episodes, rows and tasks (see ``merge_datasets``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from worldmodel.data.lerobot.files import _tmp_path
+from worldmodel.data.lerobot.format import IMAGE_PREFIX, INDEX_COLUMNS, DatasetError, _features_mismatch
+from worldmodel.data.lerobot.reader import LeRobotDataset
+from worldmodel.data.lerobot.video import _codec_options, _VideoEncoder
+from worldmodel.data.lerobot.writer import _Committer
+
+
+def _link_or_copy(src: Path, dst: Path, link: bool) -> None:
+    if link:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass  # other file system, or links unsupported: copy
+    shutil.copyfile(src, dst)
+
+
+def merge_datasets(
+    parts: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    link: bool = True,
+    on_error: Literal["raise", "skip"] = "raise",
+    fsync: bool = True,
+) -> list[int]:
+    """Append every readable episode of ``parts`` (in order) to ``out``, renumbering episodes, rows and
+    tasks. Videos are hard-linked when possible (``link``), else copied. ``out`` may be new or an
+    existing compatible dataset; each episode is committed atomically, so an interrupted merge leaves
+    ``out`` consistent. Returns the new episode indices in order.
+    """
+    out = Path(out)
+    if not parts:
+        raise ValueError("merge_datasets needs at least one part")
+    datasets = [LeRobotDataset(p, on_error=on_error) for p in parts]
+    first = datasets[0]
+    for ds in datasets[1:]:
+        why = _features_mismatch(first.info["features"], ds.info["features"])
+        if why or ds.fps != first.fps:
+            why = why or f"fps {ds.fps} != {first.fps}"
+            raise DatasetError(ds.root / "meta" / "info.json", f"cannot merge with {first.root}: {why}")
+    committer = _Committer(
+        out, fps=first.fps, robot_type=first.robot_type, features_json=first.info["features"], fsync=fsync
+    )
+    user_features = [k for k in first.features if k not in INDEX_COLUMNS]
+    new_indices: list[int] = []
+    for ds in datasets:
+        for ep in ds.episode_indices:
+            r = ds._record(ep)
+            cols = ds._load_columns(r)
+            frame_tasks = [ds.tasks[i] for i in cols["task_index"]]
+            videos: dict[str, Path] = {}
+            try:
+                for cam, (vp, from_ts, _) in r.videos.items():
+                    if ds._refs.get(vp, 1) != 1 or from_ts != 0.0:
+                        # A shared multi-episode video: cut this episode out by re-encoding it.
+                        videos[cam] = _reencode(ds, ep, cam, out)
+                    else:
+                        videos[cam] = _tmp_path(out, f"{cam}.mp4")
+                        _link_or_copy(vp, videos[cam], link)
+                ep_stats = ds.episode_stats(ep)
+                image_stats = {c: ep_stats[IMAGE_PREFIX + c] for c in r.videos if IMAGE_PREFIX + c in ep_stats}
+                columns = {k: cols[k] for k in user_features}
+                new_indices.append(committer.commit(columns, frame_tasks, videos, image_stats))
+            finally:
+                for tmp in videos.values():
+                    tmp.unlink(missing_ok=True)
+    return new_indices
+
+
+def _reencode(ds: LeRobotDataset, ep: int, cam: str, out: Path) -> Path:
+    h, w = ds.cameras[cam]
+    codec = ds.info["features"][f"{IMAGE_PREFIX}{cam}"].get("info", {}).get("video.codec", "h264")
+    codec = {"h264": "libx264", "av1": "libsvtav1"}.get(codec, codec)
+    enc = _VideoEncoder(_tmp_path(out, f"{cam}.mp4"), ds.fps, h, w, codec, _codec_options(codec, 20, 2 * ds.fps))
+    try:
+        for img in ds.episode_frames(ep, cam):
+            enc.write(img)
+        enc.finish()
+    except BaseException:
+        enc.abort()
+        raise
+    return enc.path
