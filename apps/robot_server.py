@@ -20,11 +20,12 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from apps.cli import command, parse
+from robot_drivers.backends import SimBackend
 from robot_drivers.curve import load_server_keys, new_keys
 from robot_drivers.factory import client_curve_keys, safety_limits
 from robot_drivers.protocol import load_secret, write_secret_file
 from robot_drivers.safety import MotionTolerance
-from robot_drivers.server import RobotServer, SimBackend
+from robot_drivers.server import RobotServer
 
 log = logging.getLogger("robot-server")
 

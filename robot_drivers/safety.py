@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -118,3 +119,40 @@ def motion_violation(limits: SafetyLimits, tol: MotionTolerance, before: np.ndar
     if tracking and off > tol.tracking:
         return f"the hand is {off:.3f} m from where the step should have put it (tracking limit {tol.tracking:g} m)"
     return None
+
+
+class ServerSafety:
+    """`SafetyLayer` plus gripper limits: target within [gripper_min, gripper_max], change per step <= max_gripper_step."""
+
+    def __init__(self, limits: SafetyLimits, gripper_min: float = 0.0, gripper_max: float = 1.0, max_gripper_step: float = 1.0):
+        if not 0.0 <= gripper_min < gripper_max <= 1.0:
+            raise ValueError(f"need 0 <= gripper_min < gripper_max <= 1, got {gripper_min}, {gripper_max}")
+        if not max_gripper_step > 0:
+            raise ValueError("max_gripper_step must be > 0")
+        self.layer = SafetyLayer(limits)
+        self.gripper_min, self.gripper_max, self.max_gripper_step = float(gripper_min), float(gripper_max), float(max_gripper_step)
+
+    def filter(self, action: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, SafetyReport]:
+        safe, report = self.layer.filter(action, state)
+        g = float(state[6])
+        step = float(np.clip(safe[6], -self.max_gripper_step, self.max_gripper_step))
+        # Like the workspace box: from outside the allowed range, a step may only bring the gripper closer.
+        target = float(np.clip(g + step, min(self.gripper_min, g), max(self.gripper_max, g)))
+        if target - g != safe[6]:
+            safe[6] = target - g
+            if not report.clamped:
+                report.clamped = True
+                report.notes.append("clamped to limits")
+        return safe, report
+
+    def describe(self) -> dict[str, Any]:
+        L = self.layer.limits
+        return {
+            "max_translation": L.max_translation,
+            "max_rotation": L.max_rotation,
+            "workspace_low": list(L.workspace_low),
+            "workspace_high": list(L.workspace_high),
+            "gripper_min": self.gripper_min,
+            "gripper_max": self.gripper_max,
+            "max_gripper_step": self.max_gripper_step,
+        }

@@ -35,12 +35,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, Protocol
 
 import numpy as np
 import zmq
 
-from robot_drivers.base import Observation
 from robot_drivers.curve import ServerKeys, serve_with
 from robot_drivers.protocol import (
     CONTROL,
@@ -58,141 +56,13 @@ from robot_drivers.protocol import (
     signed_for,
     verify_request,
 )
-from robot_drivers.safety import MotionTolerance, SafetyLayer, SafetyLimits, SafetyReport, motion_violation
+from robot_drivers.backends import Backend
+from robot_drivers.safety import MotionTolerance, SafetyLimits, ServerSafety, motion_violation
 
 log = logging.getLogger(__name__)
 
 WATCHDOG_TICK_MS = 20  # the longest an idle loop waits before looking at the watchdog again
 PEER_QUEUE = 64  # messages queued per client before libzmq stops reading its connection
-
-
-class Backend(Protocol):
-    """What the server drives: a RobotDriver plus a cheap state read and a description."""
-
-    name: str
-    asynchronous: bool  # act returns while the arm still moves (a backend without it is taken as synchronous)
-
-    def reset(self, seed: int | None = None, episode: str | None = None, task: str | None = None) -> Observation: ...
-
-    def observe(self) -> Observation: ...
-
-    def current_state(self) -> np.ndarray: ...
-
-    def act(self, action: np.ndarray) -> np.ndarray: ...
-
-    def stop(self) -> None: ...
-
-    def describe(self) -> dict[str, Any]: ...
-
-    def close(self) -> None: ...
-
-
-# ---- safety -------------------------------------------------------------------------------------------
-
-
-class ServerSafety:
-    """`SafetyLayer` plus gripper limits: target within [gripper_min, gripper_max], change per step <= max_gripper_step."""
-
-    def __init__(self, limits: SafetyLimits, gripper_min: float = 0.0, gripper_max: float = 1.0, max_gripper_step: float = 1.0):
-        if not 0.0 <= gripper_min < gripper_max <= 1.0:
-            raise ValueError(f"need 0 <= gripper_min < gripper_max <= 1, got {gripper_min}, {gripper_max}")
-        if not max_gripper_step > 0:
-            raise ValueError("max_gripper_step must be > 0")
-        self.layer = SafetyLayer(limits)
-        self.gripper_min, self.gripper_max, self.max_gripper_step = float(gripper_min), float(gripper_max), float(max_gripper_step)
-
-    def filter(self, action: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, SafetyReport]:
-        safe, report = self.layer.filter(action, state)
-        g = float(state[6])
-        step = float(np.clip(safe[6], -self.max_gripper_step, self.max_gripper_step))
-        # Like the workspace box: from outside the allowed range, a step may only bring the gripper closer.
-        target = float(np.clip(g + step, min(self.gripper_min, g), max(self.gripper_max, g)))
-        if target - g != safe[6]:
-            safe[6] = target - g
-            if not report.clamped:
-                report.clamped = True
-                report.notes.append("clamped to limits")
-        return safe, report
-
-    def describe(self) -> dict[str, Any]:
-        L = self.layer.limits
-        return {
-            "max_translation": L.max_translation,
-            "max_rotation": L.max_rotation,
-            "workspace_low": list(L.workspace_low),
-            "workspace_high": list(L.workspace_high),
-            "gripper_min": self.gripper_min,
-            "gripper_max": self.gripper_max,
-            "max_gripper_step": self.max_gripper_step,
-        }
-
-
-# ---- the sim backend ----------------------------------------------------------------------------------
-
-
-class SimBackend:
-    """`SimDriver` as a server backend: reset may name a seed, an episode spec (JSON) and a task."""
-
-    name = "sim"
-    asynchronous = False
-
-    def __init__(self, task: str = "reach", image_size: int = 256, seed: int = 0, limits: SafetyLimits = SafetyLimits(),
-                 max_steps: int | None = None, camera: str = "exterior"):
-        self._kw = {"image_size": image_size, "seed": seed, "limits": limits, "max_steps": max_steps, "camera": camera}
-        self.task = task
-        self.driver = self._make(task)
-        self.driver.reset()
-
-    def _make(self, task: str):
-        from robot_drivers.sim_driver import SimDriver
-
-        return SimDriver(task=task, **self._kw)
-
-    def reset(self, seed: int | None = None, episode: str | None = None, task: str | None = None) -> Observation:
-        spec = None
-        if episode:
-            from envs.tasks import EpisodeSpec
-
-            spec = EpisodeSpec.from_json(episode)  # every field checked, and reachable, before the scene changes
-            spec.check_reachable(self._kw["limits"].workspace_low, self._kw["limits"].workspace_high)
-            task = spec.task
-        if task:
-            from envs import TASKS, task_name
-
-            task = task_name(task)
-        if task and task != self.task:
-            if task not in TASKS:
-                raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
-            self.driver.close()
-            self.driver, self.task = self._make(task), task
-        return self.driver.reset(seed=seed, episode=spec)
-
-    def observe(self) -> Observation:
-        return self.driver.observe()
-
-    def current_state(self) -> np.ndarray:
-        return self.driver.observe().state
-
-    def act(self, action: np.ndarray) -> np.ndarray:
-        return self.driver.act(action)
-
-    def stop(self) -> None:
-        self.driver.stop()
-
-    def goal_image(self) -> np.ndarray:
-        return self.driver.goal_image()
-
-    def episode_json(self) -> str:
-        return self.driver.episode_spec.to_json()
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "backend": self.name, "task": self.task, "image_size": self._kw["image_size"], "camera": f"{self._kw['camera']} (rendered)",
-            "privileged_info": True, "max_steps": int(self.driver.env.max_steps),
-        }
-
-    def close(self) -> None:
-        self.driver.close()
 
 
 # ---- the server ---------------------------------------------------------------------------------------

@@ -7,10 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from robot_drivers.backends import SimBackend
 from robot_drivers.protocol import RemoteRobotError
 from robot_drivers.remote_driver import RemoteDriver
 from robot_drivers.safety import MotionTolerance, SafetyLimits, motion_violation
-from robot_drivers.server import RobotServer, SimBackend
+from robot_drivers.server import RobotServer
 from robot_drivers.sim_driver import SimDriver
 from robot_pose import rotation_delta
 

@@ -12,6 +12,7 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from robot_drivers.backends import SimBackend
 from robot_drivers.base import RobotDriver
 from robot_drivers.factory import make_driver
 from robot_drivers.protocol import (
@@ -24,7 +25,7 @@ from robot_drivers.protocol import (
 )
 from robot_drivers.remote_driver import RemoteDriver
 from robot_drivers.safety import SafetyLimits
-from robot_drivers.server import RobotServer, SimBackend
+from robot_drivers.server import RobotServer
 
 IMAGE = 64
 SECRET = b"test-secret-0123456789abcdef-xyz"

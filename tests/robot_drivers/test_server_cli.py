@@ -9,7 +9,8 @@ from PIL import Image
 
 from apps.cli import CONFIG_DIR, compose_config
 from apps.robot_server import build_server, main
-from robot_drivers.server import RobotServer, SimBackend
+from robot_drivers.backends import SimBackend
+from robot_drivers.server import RobotServer
 
 
 def test_config_composes_with_safe_defaults():

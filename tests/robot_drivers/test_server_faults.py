@@ -19,7 +19,8 @@ from robot_drivers.protocol import (
     parse_request_body,
 )
 from robot_drivers.remote_driver import RemoteDriver
-from robot_drivers.server import RobotServer, SimBackend
+from robot_drivers.backends import SimBackend
+from robot_drivers.server import RobotServer
 from server_process import free_port, kill, start_server_process
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,8 @@ import pytest
 
 from robot_drivers.protocol import RemoteRobotError, RobotConnectionError, encode_request
 from robot_drivers.remote_driver import RemoteDriver
-from robot_drivers.server import RobotServer, SimBackend
+from robot_drivers.backends import SimBackend
+from robot_drivers.server import RobotServer
 from server_process import free_port
 from test_server import raw_request
 

@@ -1,32 +1,9 @@
 """Trajectory data: LeRobot v3.0-compatible dataset (pyarrow + PyAV) and the DROID importer."""
 
-from worldmodel.data.lerobot_dataset import (
-    ACTION_NAMES,
-    STATE_NAMES,
-    DatasetError,
-    DatasetWarning,
-    DatasetWriter,
-    Episode,
-    FeatureSpec,
-    LeRobotDataset,
-    SkippedEpisode,
-    merge_datasets,
-)
+from worldmodel.data import lerobot
+from worldmodel.data.lerobot import *  # noqa: F403 - the dataset's public names
 
-__all__ = [
-    "ACTION_NAMES",
-    "STATE_NAMES",
-    "DatasetError",
-    "DatasetWarning",
-    "DatasetWriter",
-    "Episode",
-    "FeatureSpec",
-    "LeRobotDataset",
-    "SkippedEpisode",
-    "import_droid",
-    "merge_datasets",
-    "state_deltas",
-]
+__all__ = [*lerobot.__all__, "import_droid", "state_deltas"]  # noqa: F405 - the last two load lazily (below)
 
 
 def __getattr__(name: str):  # the DROID importer pulls in h5py/scipy/tqdm: load it on first use

@@ -7,18 +7,8 @@
 
 from __future__ import annotations
 
-from worldmodel.data.lerobot import (
-    ACTION_NAMES,
-    STATE_NAMES,
-    DatasetError,
-    DatasetWarning,
-    DatasetWriter,
-    Episode,
-    FeatureSpec,
-    LeRobotDataset,
-    SkippedEpisode,
-    merge_datasets,
-)
+from worldmodel.data.lerobot import *  # noqa: F403 - the public names, and the same __all__
+from worldmodel.data.lerobot import __all__  # noqa: F401
 from worldmodel.data.lerobot.files import _replace  # noqa: F401
 from worldmodel.data.lerobot.format import (  # noqa: F401
     CHUNKS_SIZE,
@@ -32,16 +22,3 @@ from worldmodel.data.lerobot.format import (  # noqa: F401
 )
 from worldmodel.data.lerobot.stats import Stats, _aggregate_stats, _array_stats  # noqa: F401
 from worldmodel.data.lerobot.video import _codec_options, _probe_video, _VideoEncoder  # noqa: F401
-
-__all__ = [
-    "ACTION_NAMES",
-    "STATE_NAMES",
-    "DatasetError",
-    "DatasetWarning",
-    "DatasetWriter",
-    "Episode",
-    "FeatureSpec",
-    "LeRobotDataset",
-    "SkippedEpisode",
-    "merge_datasets",
-]
