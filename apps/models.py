@@ -37,7 +37,14 @@ def load_world_model(cfg: Mapping[str, Any]):
         if not cfg.get("official_path"):
             raise ValueError("world_model.source=official needs world_model.official_path=/path/to/vjepa2-ac.pt")
         return VJEPAWorldModel.from_official(resolve_path(cfg["official_path"]), img_size=int(cfg["img_size"]), **kw)
-    raise ValueError(f"world_model.source must be safetensors or official, got {cfg['source']!r}")
+    if cfg["source"] == "lewm":
+        from worldmodel.lewm.model import LeWMWorldModel
+
+        path = resolve_path(cfg["path"])
+        if not path.exists():
+            raise FileNotFoundError(f"world_model.path: {path} does not exist (train it with train-lewm, see checkpoints/*.md)")
+        return LeWMWorldModel.from_safetensors(path, device=cfg["device"], dtype=dtype)
+    raise ValueError(f"world_model.source must be safetensors, official or lewm, got {cfg['source']!r}")
 
 
 def describe_compute(cfg: Mapping[str, Any]) -> str:
@@ -51,19 +58,19 @@ def describe_compute(cfg: Mapping[str, Any]) -> str:
 def check_sim_camera(world_model_cfg: Mapping[str, Any], env_cfg: Mapping[str, Any], driver_cfg: Mapping[str, Any]) -> None:
     """Refuse to plan in the sim from another camera than the one the predictor was post-trained on: every
     energy would compare views the model never saw, and the episode would fail for no visible reason."""
-    if driver_cfg["type"] != "sim" or world_model_cfg["source"] != "safetensors":
+    if driver_cfg["type"] != "sim" or world_model_cfg["source"] not in ("safetensors", "lewm"):
         return
     from envs.scene import CAMERAS
     from worldmodel.checkpoints import read_metadata
 
-    predictor = resolve_path(world_model_cfg["predictor"])
+    predictor = resolve_path(world_model_cfg["predictor" if world_model_cfg["source"] == "safetensors" else "path"])
     if not predictor.exists():
         return  # load_world_model names the missing file
     trained = read_metadata(predictor)["extra"].get("camera")
     camera = env_cfg["camera"]
     if trained in CAMERAS and trained != camera:
         raise ValueError(
-            f"world_model.predictor {predictor} was post-trained on the sim's {trained!r} camera, but env.camera={camera}; "
+            f"world model {predictor} was trained on the sim's {trained!r} camera, but env.camera={camera}; "
             f"set env.camera={trained} (and render goal images with --camera {trained}) or choose a model trained on {camera!r}"
         )
 

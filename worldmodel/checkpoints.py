@@ -33,6 +33,7 @@ import torch.nn as nn
 
 from worldmodel.encoder import VisionTransformer
 from worldmodel.predictor import ACPredictor
+from worldmodel.lewm.model import LeWM
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +299,7 @@ def load_hf_encoder(folder: str | os.PathLike) -> VisionTransformer:
 
 # ----------------------------------------------------------------------------- our safetensors
 
-_KINDS = {"encoder": VisionTransformer, "predictor": ACPredictor}
+_KINDS = {"encoder": VisionTransformer, "predictor": ACPredictor, "lewm": LeWM}
 
 
 def tensors_sha256(tensors: Mapping[str, torch.Tensor], transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> str:
@@ -313,13 +314,13 @@ def tensors_sha256(tensors: Mapping[str, torch.Tensor], transform: Callable[[tor
     return h.hexdigest()
 
 
-def save_module(module: VisionTransformer | ACPredictor, path: str | os.PathLike, extra: Mapping | None = None) -> None:
+def save_module(module: VisionTransformer | ACPredictor | LeWM, path: str | os.PathLike, extra: Mapping | None = None) -> None:
     """Weights + self-describing metadata (format, kind, constructor args, optional extra JSON, content hash)."""
     from safetensors.torch import save_file
 
     kind = next((k for k, cls in _KINDS.items() if isinstance(module, cls)), None)
     if kind is None:
-        raise TypeError(f"save_module takes a VisionTransformer or ACPredictor, not {type(module).__name__}")
+        raise TypeError(f"save_module takes a VisionTransformer, ACPredictor or LeWM, not {type(module).__name__}")
     tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
     meta = {"format": FORMAT, "kind": kind, "arch": json.dumps(module.arch), "extra": json.dumps(dict(extra or {})),
             "content_sha256": tensors_sha256(tensors)}
@@ -377,7 +378,7 @@ def read_safetensors(path: str | os.PathLike, verify: bool = True) -> tuple[Stat
     return sd, meta
 
 
-def load_module(path: str | os.PathLike, kind: str | None = None, verify: bool = True) -> VisionTransformer | ACPredictor:
+def load_module(path: str | os.PathLike, kind: str | None = None, verify: bool = True) -> VisionTransformer | ACPredictor | LeWM:
     """Build and strictly load the module a ``save_module`` file describes (on CPU), its weights verified."""
     sd, meta = read_safetensors(path, verify)
     if kind is not None and meta["kind"] != kind:

@@ -15,12 +15,10 @@ checkpoints via run_state.py, resume after a kill, loss log on disk, export of t
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import random
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +33,7 @@ from worldmodel.encoder import Block, VisionTransformer, build_encoder, init_vit
 from worldmodel.masks import BlockMaskSpec, sample_batch_masks
 from worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from worldmodel.rope import grid_positions, rope_tables
-from worldmodel.run_state import StopFlag, atomic_torch_save, check_same_recipe, truncate_log
+from worldmodel.run_state import log_rows, run_steps
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +55,14 @@ def resize_frames_uint8(frames: np.ndarray, size: int) -> torch.Tensor:
 
 @dataclass
 class ClipMemory:
-    """All frames of the chosen episodes, uint8 [F, S, S, 3], with episode boundaries."""
+    """All frames of the chosen episodes, uint8 [F, S, S, 3], with episode boundaries (and, when loaded
+    with them, the action taken after each frame, float32 [F, A])."""
 
     frames: torch.Tensor  # [F, S, S, 3] uint8
     starts: np.ndarray  # [E] first frame of each episode in ``frames``
     lengths: np.ndarray  # [E]
     episode_indices: list[int] = field(default_factory=list)
+    actions: torch.Tensor | None = None  # [F, A] float32
 
     @property
     def num_frames(self) -> int:
@@ -75,8 +75,9 @@ class ClipMemory:
         return torch.from_numpy(np.concatenate(out) if out else np.zeros(0, np.int64))
 
 
-def load_clip_memory(dataset, camera: str, size: int, episodes: Sequence[int] | None = None, progress: bool = True) -> ClipMemory:
-    """Decode ``camera`` of the given episodes (default: all) once, resized to ``size``."""
+def load_clip_memory(dataset, camera: str, size: int, episodes: Sequence[int] | None = None, progress: bool = True,
+                     with_actions: bool = False) -> ClipMemory:
+    """Decode ``camera`` of the given episodes (default: all) once, resized to ``size`` (with their actions)."""
     from tqdm import tqdm
 
     from worldmodel.data.lerobot_dataset import DatasetError
@@ -86,14 +87,19 @@ def load_clip_memory(dataset, camera: str, size: int, episodes: Sequence[int] | 
     episodes = list(dataset.episode_indices if episodes is None else episodes)
     if not episodes:
         raise DatasetError(dataset.root, "no episodes to pretrain on")
-    chunks, lengths = [], []
+    chunks, lengths, actions = [], [], []
     for ep in tqdm(episodes, desc="decoding videos", unit="ep", disable=not progress):
         f = resize_frames_uint8(dataset.episode_frames(ep, camera), size)
         chunks.append(f)
         lengths.append(f.shape[0])
+        if with_actions:
+            a = np.array(dataset.episode(ep).actions, np.float32)  # a writable copy
+            if a.shape[0] != f.shape[0]:
+                raise DatasetError(dataset.root, f"episode {ep}: {a.shape[0]} actions for {f.shape[0]} frames of {camera!r}")
+            actions.append(torch.from_numpy(a))
     lengths = np.asarray(lengths, np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    return ClipMemory(torch.cat(chunks), starts, lengths, episodes)
+    return ClipMemory(torch.cat(chunks), starts, lengths, episodes, torch.cat(actions) if with_actions else None)
 
 
 def sample_clips(
@@ -371,56 +377,20 @@ def pretrain(
     ``export_dtype``; float16 halves the file, and users cast to their compute dtype on load).
     ``max_steps_this_call`` stops early (for tests and throughput checks). Returns a summary.
     """
-    from tqdm import tqdm
-
     cfg = trainer.cfg
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    state_path, log_path = run_dir / "state.pt", run_dir / "log.jsonl"
-    if state_path.exists():
-        state = torch.load(state_path, map_location=trainer.device, weights_only=False)
-        check_same_recipe(state_path, state, {"train": asdict(cfg)})
-        trainer.load_state_dict(state)
-        log.info("resumed from %s at step %d", state_path, trainer.step_count)
-    truncate_log(log_path, trainer.step_count)
     starts = memory.clip_starts(cfg.num_frames, cfg.frame_step)
     if starts.numel() == 0:
         log.warning("no episode is long enough for a %d-frame clip: training on still images only", cfg.num_frames)
-    stop_at = cfg.steps if max_steps_this_call is None else min(cfg.steps, trainer.step_count + max_steps_this_call)
-    t0, steps_done, recent = time.time(), 0, []
-    bar = tqdm(total=cfg.steps, initial=trainer.step_count, desc="pretrain", unit="step", disable=not progress,
-               mininterval=5.0)
-    with StopFlag() as stop, open(log_path, "a") as logf:
-        try:
-            while trainer.step_count < stop_at and not stop.set:
-                t_step = time.time()
-                clips = sample_clips(memory, starts, cfg.batch_size, cfg.num_frames, cfg.frame_step,
-                                     cfg.image_prob, trainer.generator)
-                info = trainer.step(clips)
-                trainer.train_time_s += time.time() - t_step
-                steps_done += 1
-                recent.append(info["loss"])
-                bar.update(1)
-                if trainer.step_count % log_every == 0 or trainer.step_count == stop_at:
-                    elapsed = time.time() - t0
-                    row = {"step": trainer.step_count, **{k: round(v, 6) for k, v in info.items()},
-                           "clips_per_s": round(steps_done * cfg.batch_size / max(elapsed, 1e-9), 2),
-                           "elapsed_s": round(elapsed, 1)}
-                    logf.write(json.dumps(row) + "\n")
-                    logf.flush()
-                    bar.set_postfix(loss=f"{np.mean(recent):.4f}", lr=f"{info['lr']:.2e}")
-                    recent = []
-                if trainer.step_count % checkpoint_every == 0:
-                    atomic_torch_save(trainer.state_dict(), state_path)
-        finally:
-            bar.close()
-            atomic_torch_save(trainer.state_dict(), state_path)
-    elapsed = time.time() - t0
-    summary = {"step": trainer.step_count, "steps": cfg.steps, "complete": trainer.step_count >= cfg.steps,
-               "elapsed_s": round(elapsed, 1), "train_time_s": round(trainer.train_time_s, 1),
-               "clips_per_s": round(steps_done * cfg.batch_size / max(elapsed, 1e-9), 2)}
+
+    def next_batch() -> torch.Tensor:
+        return sample_clips(memory, starts, cfg.batch_size, cfg.num_frames, cfg.frame_step, cfg.image_prob,
+                            trainer.generator)
+
+    summary = run_steps(trainer, next_batch, run_dir, steps=cfg.steps, batch_size=cfg.batch_size, desc="pretrain",
+                        checkpoint_every=checkpoint_every, log_every=log_every,
+                        max_steps_this_call=max_steps_this_call, progress=progress)
     if summary["complete"] and out is not None:
-        rows = [json.loads(ln) for ln in log_path.read_text().splitlines() if ln.strip()]
+        rows = log_rows(run_dir)
         final = [r["loss"] for r in rows[-10:]]
         summary["final_loss"] = float(np.mean(final)) if final else None
         summary["final_target_spread"] = rows[-1].get("target_spread") if rows else None

@@ -1,15 +1,23 @@
-"""A training run's bookkeeping on disk, shared by pretrain-encoder and post-train: atomic checkpoint and
-text writes, the recipe check that guards a resume, the loss log trimmed back to the resumed step, and a
-flag that turns SIGTERM / SIGINT into a clean save."""
+"""A training run's bookkeeping on disk, shared by pretrain-encoder, post-train and train-lewm: atomic
+checkpoint and text writes, the recipe check that guards a resume, the loss log trimmed back to the resumed
+step, a flag that turns SIGTERM / SIGINT into a clean save, and ``run_steps``, the resumable loop of a
+trainer that owns its model, optimiser and generator (pretrain-encoder, train-lewm)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Protocol
 
+import numpy as np
 import torch
+
+log = logging.getLogger(__name__)
 
 
 def atomic_torch_save(obj, path: Path) -> None:
@@ -89,3 +97,77 @@ class StopFlag:
     def __exit__(self, *exc):
         for sig, old in self._old.items():
             signal.signal(sig, old)
+
+
+class Trainer(Protocol):
+    """What ``run_steps`` drives: ``step(batch) -> metrics`` (with "loss"), the step counter, the summed
+    wall time of training steps, and a state dict that includes every RNG and {"recipe": ...}."""
+
+    step_count: int
+    train_time_s: float
+    device: torch.device
+
+    def step(self, batch: Any) -> dict: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+def run_steps(
+    trainer: Trainer, next_batch: Callable[[], Any], run_dir: str | os.PathLike, *, steps: int, batch_size: int,
+    desc: str, checkpoint_every: int = 200, log_every: int = 10, max_steps_this_call: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train to ``steps``, resuming from ``run_dir/state.pt`` if present (its recipe must match).
+
+    Writes ``run_dir/state.pt`` (atomic, every ``checkpoint_every`` steps and on exit, SIGTERM included)
+    and ``run_dir/log.jsonl`` (one line per ``log_every`` steps; lines past a resumed step are dropped, as
+    the resumed run redoes them). ``next_batch()`` must draw only from the trainer's own generator, so a
+    killed and resumed run is bit-identical to an uninterrupted one. Returns {step, steps, complete, ...}.
+    """
+    from tqdm import tqdm
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state_path, log_path = run_dir / "state.pt", run_dir / "log.jsonl"
+    if state_path.exists():
+        state = torch.load(state_path, map_location=trainer.device, weights_only=False)
+        check_same_recipe(state_path, state, trainer.state_dict()["recipe"])
+        trainer.load_state_dict(state)
+        log.info("resumed from %s at step %d", state_path, trainer.step_count)
+    truncate_log(log_path, trainer.step_count)
+    stop_at = steps if max_steps_this_call is None else min(steps, trainer.step_count + max_steps_this_call)
+    t0, steps_done, recent = time.time(), 0, []
+    bar = tqdm(total=steps, initial=trainer.step_count, desc=desc, unit="step", disable=not progress, mininterval=5.0)
+    with StopFlag() as stop, open(log_path, "a") as logf:
+        try:
+            while trainer.step_count < stop_at and not stop.set:
+                t_step = time.time()
+                info = trainer.step(next_batch())
+                trainer.train_time_s += time.time() - t_step
+                steps_done += 1
+                recent.append(info["loss"])
+                bar.update(1)
+                if trainer.step_count % log_every == 0 or trainer.step_count == stop_at:
+                    elapsed = time.time() - t0
+                    row = {"step": trainer.step_count, **{k: round(v, 6) for k, v in info.items()},
+                           "clips_per_s": round(steps_done * batch_size / max(elapsed, 1e-9), 2),
+                           "elapsed_s": round(elapsed, 1)}
+                    logf.write(json.dumps(row) + "\n")
+                    logf.flush()
+                    bar.set_postfix(loss=f"{np.mean(recent):.4f}", lr=f"{info.get('lr', 0.0):.2e}")
+                    recent = []
+                if trainer.step_count % checkpoint_every == 0:
+                    atomic_torch_save(trainer.state_dict(), state_path)
+        finally:
+            bar.close()
+            atomic_torch_save(trainer.state_dict(), state_path)
+    elapsed = time.time() - t0
+    return {"step": trainer.step_count, "steps": steps, "complete": trainer.step_count >= steps,
+            "elapsed_s": round(elapsed, 1), "train_time_s": round(trainer.train_time_s, 1),
+            "clips_per_s": round(steps_done * batch_size / max(elapsed, 1e-9), 2)}
+
+
+def log_rows(run_dir: str | os.PathLike) -> list[dict]:
+    """The rows of ``run_dir/log.jsonl``."""
+    path = Path(run_dir) / "log.jsonl"
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] if path.exists() else []

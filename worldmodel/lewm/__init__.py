@@ -1,0 +1,1 @@
+"""LeWorldModel: an end-to-end JEPA world model from pixels (encoder + predictor trained together with SIGReg)."""

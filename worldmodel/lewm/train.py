@@ -1,0 +1,216 @@
+"""Training LeWM end to end from pixels: next-embedding prediction + SIGReg, nothing frozen.
+
+Per clip of T frames (uint8, decoded once into memory) and their actions:
+    z_t = encoder(frame_t)                                        [B, T, D]
+    pred = predictor(z_0 .. z_{T-2}, a_0 .. a_{T-2})              [B, T-1, D]  (causal: pred_t sees z_<=t)
+    loss = mean (pred - z_1..z_{T-1})^2 + sigreg_weight * SIGReg(all B * T embeddings)
+Gradients flow into both sides of the prediction loss (no stop-gradient, no EMA target): SIGReg alone
+keeps the embeddings from collapsing. The directions of each step's SIGReg sketch come from the trainer's
+generator, as do the clips, so a killed and resumed run repeats the uninterrupted one exactly.
+
+Collapse is watched, not hoped against: every step measures the per-dimension std and effective rank
+of the batch's embeddings (sigreg.collapse_diagnostics), and after ``collapse_after`` steps a run whose
+embeddings have collapsed stops with ``EmbeddingCollapse`` naming the figures, instead of writing a
+world model whose energy is flat.
+
+Read top to bottom: config, sampling, the trainer (loss, step, resume state), validation, export, and
+``train_lewm`` (the loop from run_state.run_steps).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from worldmodel import checkpoints
+from worldmodel.lewm.model import LeWM
+from worldmodel.lewm.sigreg import collapse_diagnostics, random_directions, sigreg
+from worldmodel.preprocess import preprocess_frames
+from worldmodel.pretrain import ClipMemory, param_groups, warmup_cosine
+from worldmodel.run_state import atomic_write_text, log_rows, run_steps
+
+
+class EmbeddingCollapse(RuntimeError):
+    """The encoder maps different frames to (nearly) the same embedding."""
+
+
+@dataclass(frozen=True)
+class LeWMTrainConfig:
+    steps: int = 3000
+    batch_size: int = 32  # clips per step
+    num_frames: int = 4  # T: T - 1 predictions per clip from histories of 1 .. T - 1 frames
+    frame_step: int = 1
+    lr: float = 5e-4
+    start_lr: float = 5e-5
+    final_lr: float = 1e-6
+    warmup_steps: int = 100
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 1.0
+    sigreg_weight: float = 0.1  # lambda, LeWM's only loss weight
+    sigreg_directions: int = 256
+    collapse_after: int = 200  # steps before the collapse check starts
+    min_effective_rank: float = 2.0  # of the batch's embeddings (D for an isotropic cloud, 1 for a line)
+    min_std: float = 0.05  # mean per-dimension std of the batch's embeddings
+    seed: int = 0
+
+
+def sample_batch(memory: ClipMemory, starts: torch.Tensor, cfg: LeWMTrainConfig, g: torch.Generator):
+    """(uint8 frames [B, T, S, S, 3], actions [B, T, A]) of B random clips."""
+    first = starts[torch.randint(0, starts.numel(), (cfg.batch_size,), generator=g)]  # [B]
+    idx = first[:, None] + torch.arange(cfg.num_frames) * cfg.frame_step  # [B, T]
+    return memory.frames[idx], memory.actions[idx]
+
+
+# ----------------------------------------------------------------------------- the trainer
+
+
+class LeWMTrainer:
+    """The model, its optimiser and generator; ``step`` does one optimisation step (run_state.Trainer)."""
+
+    def __init__(self, model: LeWM, cfg: LeWMTrainConfig, device: torch.device | str = "cpu"):
+        self.cfg, self.device = cfg, torch.device(device)
+        self.model = model.to(self.device).train()
+        self.optimizer = torch.optim.AdamW(param_groups([self.model], cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
+        self.step_count, self.train_time_s = 0, 0.0
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
+
+    def embed(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, T, S, S, 3] -> [B, T, D], preprocessed exactly as ``LeWMWorldModel.encode`` does."""
+        B, T = frames.shape[:2]
+        x = preprocess_frames(frames.flatten(0, 1), self.model.img_size, 1, device=self.device)[:, :, 0]  # [B*T, 3, S, S]
+        return self.model.encoder(x).float().unflatten(0, (B, T))  # [B, T, D]
+
+    def loss(self, frames: torch.Tensor, actions: torch.Tensor, directions: torch.Tensor):
+        with self._autocast():
+            z = self.embed(frames)  # [B, T, D]
+            pred, _ = self.model.predictor(z[:, :-1], actions[:, :-1].to(self.device))  # [B, T-1, D]
+        pred_loss = F.mse_loss(pred.float(), z[:, 1:])
+        reg = sigreg(z, directions=directions)
+        return pred_loss + self.cfg.sigreg_weight * reg, pred_loss, reg, z
+
+    def step(self, batch) -> dict:
+        c = self.cfg
+        lr = warmup_cosine(self.step_count, c.steps, c.warmup_steps, c.start_lr, c.lr, c.final_lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        directions = random_directions(self.model.embed_dim, c.sigreg_directions, self.generator).to(self.device)
+        loss, pred_loss, reg, z = self.loss(*batch, directions)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip) if c.grad_clip else torch.tensor(0.0)
+        self.optimizer.step()
+        self.step_count += 1
+        diag = collapse_diagnostics(z.detach())
+        if self.step_count >= c.collapse_after and (diag["effective_rank"] < c.min_effective_rank or diag["std_mean"] < c.min_std):
+            raise EmbeddingCollapse(
+                f"train-lewm: the embeddings collapsed at step {self.step_count} (effective rank "
+                f"{diag['effective_rank']:.2f} < {c.min_effective_rank} or mean std {diag['std_mean']:.3f} < {c.min_std}; "
+                f"SIGReg {reg.item():.2f}): raise train.sigreg_weight or lower train.lr, and start a new run_dir")
+        return {"loss": loss.item(), "pred_loss": pred_loss.item(), "sigreg": reg.item(), "lr": lr,
+                "grad_norm": float(grad_norm), **diag}
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step_count,
+                "train_time_s": self.train_time_s, "generator": self.generator.get_state(),
+                "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
+                "recipe": {"train": asdict(self.cfg), "model": dict(self.model.arch)}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step_count, self.train_time_s = int(state["step"]), float(state.get("train_time_s", 0.0))
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])
+        random.setstate(state["python_rng"])
+
+
+def build_trainer(model_cfg: dict, cfg: LeWMTrainConfig, memory: ClipMemory, device="cpu") -> LeWMTrainer:
+    """A LeWM initialised from ``cfg.seed``, its actions standardised with ``memory``'s statistics."""
+    if memory.actions is None:
+        raise ValueError("train-lewm needs the actions with the frames: load_clip_memory(..., with_actions=True)")
+    torch.manual_seed(cfg.seed)
+    model = LeWM(img_size=int(memory.frames.shape[1]), **model_cfg)
+    model.predictor.action_mean.copy_(memory.actions.mean(dim=0))
+    model.predictor.action_std.copy_(memory.actions.std(dim=0).clamp(min=1e-3))  # a constant column stays finite
+    return LeWMTrainer(model, cfg, device)
+
+
+# ----------------------------------------------------------------------------- validation and export
+
+
+@torch.no_grad()
+def validate(trainer: LeWMTrainer, memory: ClipMemory, max_clips: int = 1000, batch_size: int = 64) -> dict:
+    """Held-out next-embedding MSE of the model against copying the last embedding, and the collapse figures."""
+    model, cfg = trainer.model, trainer.cfg
+    starts = memory.clip_starts(cfg.num_frames, cfg.frame_step)
+    if starts.numel() > max_clips:
+        starts = starts[torch.randperm(starts.numel(), generator=torch.Generator().manual_seed(cfg.seed))[:max_clips]]
+    model.eval()
+    sums, zs = {"model": 0.0, "copy_last": 0.0}, []
+    for i in range(0, starts.numel(), batch_size):
+        idx = starts[i : i + batch_size, None] + torch.arange(cfg.num_frames) * cfg.frame_step  # [b, T]
+        z = trainer.embed(memory.frames[idx])  # [b, T, D]
+        pred, _ = model.predictor(z[:, :-1], memory.actions[idx][:, :-1].to(trainer.device))
+        sums["model"] += float(((pred.float() - z[:, 1:]) ** 2).mean(dim=(1, 2)).sum())
+        sums["copy_last"] += float(((z[:, :-1] - z[:, 1:]) ** 2).mean(dim=(1, 2)).sum())
+        zs.append(z.flatten(0, 1))
+    model.train()
+    n = max(1, starts.numel())
+    out = {k: round(v / n, 5) for k, v in sums.items()}
+    out["ratio_model_to_copy"] = round(out["model"] / max(out["copy_last"], 1e-12), 4)
+    z = torch.cat(zs) if zs else torch.zeros(1, model.embed_dim)
+    out.update({k: round(v, 4) for k, v in collapse_diagnostics(z).items()}, clips=int(starts.numel()))
+    return out
+
+
+def export(model: LeWM, out: str | os.PathLike, extra: dict) -> None:
+    """Atomic ``checkpoints.save_module`` of a float32 CPU copy (BatchNorm in eval mode uses its running stats)."""
+    import copy
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    checkpoints.save_module(copy.deepcopy(model).to(device="cpu", dtype=torch.float32).eval(), tmp, extra=extra)
+    os.replace(tmp, out)
+
+
+def train_lewm(trainer: LeWMTrainer, memory: ClipMemory, run_dir, out=None, *, val_memory: ClipMemory | None = None,
+               checkpoint_every: int = 100, log_every: int = 10, max_steps_this_call: int | None = None,
+               progress: bool = True, extra_meta: dict | None = None) -> dict:
+    """Train (or resume) to ``cfg.steps``; when complete, validate on ``val_memory`` and write ``out``
+    and ``run_dir/metrics.json``. Returns the run_steps summary with the validation figures."""
+    cfg = trainer.cfg
+    starts = memory.clip_starts(cfg.num_frames, cfg.frame_step)
+    if starts.numel() == 0:
+        raise ValueError(f"train-lewm: no episode has the {cfg.num_frames} frames a clip needs (train.num_frames)")
+    summary = run_steps(trainer, lambda: sample_batch(memory, starts, cfg, trainer.generator), run_dir,
+                        steps=cfg.steps, batch_size=cfg.batch_size, desc="train-lewm",
+                        checkpoint_every=checkpoint_every, log_every=log_every,
+                        max_steps_this_call=max_steps_this_call, progress=progress)
+    if summary["complete"]:
+        metrics = validate(trainer, val_memory) if val_memory is not None and val_memory.num_frames else {}
+        summary["validation"] = metrics
+        import json
+
+        atomic_write_text(Path(run_dir) / "metrics.json", json.dumps(metrics, indent=1))
+        if out is not None:
+            rows = log_rows(run_dir)
+            last = rows[-1] if rows else {}
+            export(trainer.model, out, {"trained_by": "train-lewm", "objective": "next-embedding MSE + SIGReg",
+                                        "train": asdict(cfg), "steps": cfg.steps, "train_time_s": summary["train_time_s"],
+                                        "final": {k: last.get(k) for k in ("loss", "pred_loss", "sigreg", "effective_rank")},
+                                        "validation": metrics, **(extra_meta or {})})
+            summary["out"] = str(out)
+    return summary
