@@ -1,5 +1,6 @@
 """train-lewm --data DIR: train a LeWorldModel (encoder + predictor from pixels, with SIGReg).
 
+Multi-process (DDP): `torchrun --nproc_per_node N -m apps.train_lewm ...` (train.batch_size is per rank).
 Videos of the training episodes are decoded once into memory (uint8 at `img_size`) with their actions;
 clips of `train.num_frames` frames are encoded, the predictor predicts each next embedding from the
 ones before it and the actions, and SIGReg keeps the embeddings Gaussian. Kill it at any time: the same
@@ -26,24 +27,35 @@ def run(cfg: DictConfig, progress: bool = True) -> dict:
     from worldmodel.data.lerobot_dataset import LeRobotDataset
     from worldmodel.lewm.train import LeWMTrainConfig, build_trainer, train_lewm
     from worldmodel.pretrain import load_clip_memory
-    from worldmodel.train import resolve_device
+    from worldmodel.train import init_distributed, resolve_device
 
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
+    device = resolve_device(cfg.device)
+    dd = init_distributed(device)
+    if device.type == "cuda" and dd.world_size > 1:
+        device = torch.device("cuda", dd.rank % torch.cuda.device_count())
+        torch.cuda.set_device(device)
     t = OmegaConf.to_container(cfg.train, resolve=True)
     tcfg = LeWMTrainConfig(**{**t, "betas": tuple(t["betas"])}, seed=int(cfg.seed))
     dataset = LeRobotDataset(cfg.data, on_error="skip")
     train_eps, val_eps = split_episodes(dataset.episode_indices, float(cfg.val_fraction), int(cfg.seed))
     size = int(cfg.img_size)
+    progress = progress and dd.main
     memory = load_clip_memory(dataset, cfg.camera, size, train_eps, progress=progress, with_actions=True)
     val = load_clip_memory(dataset, cfg.camera, size, val_eps, progress=progress, with_actions=True) if val_eps else None
-    trainer = build_trainer(OmegaConf.to_container(cfg.model), tcfg, memory, resolve_device(cfg.device))
+    trainer = build_trainer(OmegaConf.to_container(cfg.model), tcfg, memory, device)
     meta = {"data": str(cfg.data), "camera": cfg.camera, "train_episodes": len(train_eps),
             "train_frames": memory.num_frames, "held_out_episodes": len(val_eps),
             "config": OmegaConf.to_container(cfg, resolve=True)}
     summary = train_lewm(trainer, memory, cfg.run_dir, cfg.out, val_memory=val, checkpoint_every=int(cfg.checkpoint_every),
-                         log_every=int(cfg.log_every), progress=progress, extra_meta={"camera": cfg.camera, "data": meta})
+                         log_every=int(cfg.log_every), progress=progress, extra_meta={"camera": cfg.camera, "data": meta},
+                         step_delay_s=float(cfg.step_delay_s))
     summary.update(train_episodes=len(train_eps), train_frames=memory.num_frames, held_out_episodes=len(val_eps))
+    if dd.world_size > 1:
+        from worldmodel.run_state import atomic_write_text
+
+        atomic_write_text(Path(cfg.run_dir) / f"final_rank{dd.rank}.json", json.dumps(summary, indent=1))
     return summary
 
 
@@ -131,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     except EmbeddingCollapse as e:  # the resume state is kept: the message says what to change
         print(str(e), file=sys.stderr)
         return 1
-    if summary.get("complete") and summary.get("out"):
+    if summary.get("complete") and summary.get("out") and summary.get("rank", 0) == 0:
         args = sys.argv[1:] if argv is None else argv
         summary["model_card"] = str(write_model_card(cfg.out, cfg.run_dir, "train-lewm " + shlex.join(args)))
     print(json.dumps(summary))

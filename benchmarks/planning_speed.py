@@ -2,6 +2,7 @@
 
     python benchmarks/planning_speed.py                   # shipped sim model, default planner settings
     python benchmarks/planning_speed.py --official-size   # ViT-g width, 256 patches, 24x1024 predictor (GPU)
+    python benchmarks/planning_speed.py --world-models sim lewm   # the V-JEPA pair and LeWM side by side
 
 Runs the CEM planner as plan-goal does (context of `context_frames` observed frames, horizon, samples,
 iterations from configs/planner/cem.yaml unless overridden) on real sim frames, first with the cached
@@ -202,21 +203,32 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="timed (cached, reference) pairs")
     parser.add_argument("--dtypes", nargs="+", default=None, help="compute dtypes to measure in turn (default: world_model.dtype)")
     parser.add_argument("--cap-isa", choices=sorted(ISA_CAPS), help="run as a CPU limited to this instruction set would")
+    parser.add_argument("--world-models", nargs="+", default=None,
+                        help="world_model configs to measure in turn, side by side (e.g. sim lewm)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for plan_goal, e.g. planner.num_samples=300")
     args = parser.parse_args()
     if args.cap_isa:
         cap_isa(args.cap_isa)
-    cfg = compose_config("plan_goal", args.overrides)
+    names = args.world_models or [None]
+    cfgs = [compose_config("plan_goal", args.overrides + ([f"world_model={n}"] if n else [])) for n in names]
+    cfg = cfgs[0]
     device = cfg.world_model.device
     print(f"CPU: {cpu_info().describe()}; torch {torch.__version__}, ATen vector ISA {torch.backends.cpu.get_cpu_capability()}")
     if device.startswith("cuda"):
         print(f"GPU: {torch.cuda.get_device_name(device)}")
     peaks = {torch.float32: dense_matmul_gflops(device, torch.float32)}
-    results = [measure(args, cfg, d, peaks) for d in (args.dtypes or [cfg.world_model.dtype])]
+    results = []
+    for name, c in zip(names, cfgs):
+        for d in args.dtypes or [c.world_model.dtype]:
+            if name:
+                print(f"\n#### world_model={name}")
+            results.append({**measure(args, c, d, peaks), "world_model": name or "default"})
     if len(results) > 1:
         base = results[0]
         for r in results[1:]:
-            print(f"\n{r['dtype']} / {base['dtype']}: {r['cached_s'] / base['cached_s']:.2f}x the time per action (cached rollout)")
+            print(f"\n{r['world_model']} {r['dtype']} / {base['world_model']} {base['dtype']}: "
+                  f"{r['cached_s'] / base['cached_s']:.3f}x the time per action (cached rollout; "
+                  f"{base['cached_s'] / r['cached_s']:.1f}x faster)")
 
 if __name__ == "__main__":
     main()

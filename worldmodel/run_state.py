@@ -115,14 +115,16 @@ class Trainer(Protocol):
 def run_steps(
     trainer: Trainer, next_batch: Callable[[], Any], run_dir: str | os.PathLike, *, steps: int, batch_size: int,
     desc: str, checkpoint_every: int = 200, log_every: int = 10, max_steps_this_call: int | None = None,
-    progress: bool = True,
+    progress: bool = True, main: bool = True, step_delay_s: float = 0.0,
 ) -> dict:
     """Train to ``steps``, resuming from ``run_dir/state.pt`` if present (its recipe must match).
 
     Writes ``run_dir/state.pt`` (atomic, every ``checkpoint_every`` steps and on exit, SIGTERM included)
     and ``run_dir/log.jsonl`` (one line per ``log_every`` steps; lines past a resumed step are dropped, as
     the resumed run redoes them). ``next_batch()`` must draw only from the trainer's own generator, so a
-    killed and resumed run is bit-identical to an uninterrupted one. Returns {step, steps, complete, ...}.
+    killed and resumed run is bit-identical to an uninterrupted one. Under DDP every rank runs this loop
+    and resumes from the same state; only the ``main`` rank writes. ``step_delay_s`` slows the loop down
+    (tests: so that a kill lands mid-run). Returns {step, steps, complete, ...}.
     """
     from tqdm import tqdm
 
@@ -134,11 +136,12 @@ def run_steps(
         check_same_recipe(state_path, state, trainer.state_dict()["recipe"])
         trainer.load_state_dict(state)
         log.info("resumed from %s at step %d", state_path, trainer.step_count)
-    truncate_log(log_path, trainer.step_count)
+    if main:
+        truncate_log(log_path, trainer.step_count)
     stop_at = steps if max_steps_this_call is None else min(steps, trainer.step_count + max_steps_this_call)
     t0, steps_done, recent = time.time(), 0, []
     bar = tqdm(total=steps, initial=trainer.step_count, desc=desc, unit="step", disable=not progress, mininterval=5.0)
-    with StopFlag() as stop, open(log_path, "a") as logf:
+    with StopFlag() as stop, (open(log_path, "a") if main else open(os.devnull, "w")) as logf:
         try:
             while trainer.step_count < stop_at and not stop.set:
                 t_step = time.time()
@@ -156,11 +159,14 @@ def run_steps(
                     logf.flush()
                     bar.set_postfix(loss=f"{np.mean(recent):.4f}", lr=f"{info.get('lr', 0.0):.2e}")
                     recent = []
-                if trainer.step_count % checkpoint_every == 0:
+                if main and trainer.step_count % checkpoint_every == 0:
                     atomic_torch_save(trainer.state_dict(), state_path)
+                if step_delay_s:
+                    time.sleep(step_delay_s)
         finally:
             bar.close()
-            atomic_torch_save(trainer.state_dict(), state_path)
+            if main:
+                atomic_torch_save(trainer.state_dict(), state_path)
     elapsed = time.time() - t0
     return {"step": trainer.step_count, "steps": steps, "complete": trainer.step_count >= steps,
             "elapsed_s": round(elapsed, 1), "train_time_s": round(trainer.train_time_s, 1),

@@ -1,4 +1,5 @@
-"""pretrain-encoder and post-train end to end on a tiny synthetic dataset, chained as in the recipe."""
+"""pretrain-encoder and post-train end to end on a tiny synthetic dataset, chained as in the recipe; train-lewm
+end to end, then planning with world_model=lewm."""
 
 import json
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 from synthetic_datasets import write_square_dataset
 
-from apps import post_train, pretrain_encoder
+from apps import post_train, pretrain_encoder, train_lewm
 from apps.cli import compose_config
 from worldmodel import checkpoints
 from worldmodel.world_model import VJEPAWorldModel
@@ -63,6 +64,41 @@ def test_pretrain_then_post_train_then_load_the_world_model(tmp_path, capsys):
     z = wm.encode(frame)
     assert z.shape == (1, 16, 64)
     assert wm.rollout(z, torch.zeros(1, 7), torch.zeros(3, 2, 7)).shape == (3, 2, 16, 64)
+
+
+TINY_LEWM = ["img_size=40", "model.patch_size=8", "model.encoder_width=32", "model.encoder_depth=1",
+             "model.encoder_heads=2", "model.embed_dim=16", "model.proj_hidden=32", "model.predictor_width=32",
+             "model.predictor_depth=1", "model.predictor_heads=2", "train.batch_size=4", "train.warmup_steps=2",
+             "train.num_frames=4", "threads=1"]
+
+
+def test_train_lewm_then_plan_with_it(tmp_path, capsys):
+    from apps.models import load_world_model, make_mpc
+
+    data = make_dataset(tmp_path / "data")
+    out = tmp_path / "lewm.safetensors"
+    assert train_lewm.main(["--data", str(data), "--out", str(out), "--run-dir", str(tmp_path / "run"), "--steps", "6",
+                            "camera=exterior", *TINY_LEWM]) == 0
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert s["complete"] and s["out"] == str(out) and "ratio_model_to_copy" in s["validation"]
+    card = (tmp_path / "lewm.md").read_text()
+    assert "train-lewm --data" in card and "SIGReg" in card and "effective rank" in card
+    cfg = compose_config("plan_goal", ["world_model=lewm", f"world_model.path={out}", "planner.num_samples=8",
+                                       "planner.iterations=1", "planner.num_elites=2", "planner.context_frames=2"])
+    wm = load_world_model(cfg.world_model)
+    z = wm.encode(np.zeros((2, 40, 40, 3), np.uint8))
+    assert z.shape == (2, 1, 16)
+    mpc = make_mpc(wm, cfg.planner)
+    assert mpc.planner.cfg.num_samples == 8
+
+
+def test_train_lewm_refuses_a_collapse_with_exit_code_1(tmp_path, capsys):
+    data = make_dataset(tmp_path / "data")
+    code = train_lewm.main(["--data", str(data), "--out", str(tmp_path / "m.safetensors"), "--run-dir",
+                            str(tmp_path / "run"), "--steps", "6", "camera=exterior", "train.collapse_after=2",
+                            "train.min_effective_rank=1000", *TINY_LEWM])
+    assert code == 1 and "collapsed at step 2" in capsys.readouterr().err
+    assert not (tmp_path / "m.safetensors").exists()
 
 
 def test_cfg_flag_prints_the_config(capsys):

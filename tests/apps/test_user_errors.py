@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from apps import plan_goal, post_train, pretrain_encoder, render_goal, sim_benchmark
+from apps import plan_goal, post_train, pretrain_encoder, render_goal, sim_benchmark, train_lewm
 
 RNG = np.random.default_rng(0)
 
@@ -81,7 +81,8 @@ def test_bad_datasets(tmp_path, capsys, damage):
         (data / "meta" / "info.json").write_bytes(os.urandom(300))
     elif damage == "wrong_kind":
         data.write_text("a file, not a dataset folder")
-    for command, name in ((post_train.main, "post-train"), (pretrain_encoder.main, "pretrain-encoder")):
+    for command, name in ((post_train.main, "post-train"), (pretrain_encoder.main, "pretrain-encoder"),
+                          (train_lewm.main, "train-lewm")):
         err = refused(capsys, command, ["--data", str(data), f"run_dir={tmp_path / 'run'}"], name)
         assert "data" in err
 

@@ -176,6 +176,14 @@ class LeWM(nn.Module):
         self.predictor = LeWMPredictor(embed_dim, predictor_width, predictor_depth, predictor_heads, action_dim,
                                        mlp_ratio)
 
+    def forward(self, x: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training pass: normalised clips x [B, T, 3, S, S], actions [B, T, A] -> (embeddings z [B, T, D],
+        predictions of z_1 .. z_{T-1} [B, T - 1, D] from z_0 .. z_{T-2} and a_0 .. a_{T-2})."""
+        B, T = x.shape[:2]
+        z = self.encoder(x.flatten(0, 1)).unflatten(0, (B, T))  # [B, T, D]
+        pred, _ = self.predictor(z[:, :-1], actions[:, :-1])  # [B, T - 1, D]
+        return z, pred
+
 
 class LeWMWorldModel:
     """protocol.ContextRollout over a trained ``LeWM`` (frozen, eval mode): N = 1 token per frame."""
@@ -225,6 +233,21 @@ class LeWMWorldModel:
             preds.append(z_t)
         return torch.cat(preds, dim=1)[:, :, None].float()  # [B, H, 1, D]
 
-    def rollout(self, z, state, actions, *, past_actions=None) -> torch.Tensor:
-        """Per-candidate contexts are not needed by the planners: the observation is shared (batch 1)."""
-        return self.rollout_from(self.rollout_context(z, state, past_actions=past_actions), actions)
+    @torch.inference_mode()
+    def rollout(self, z, state, actions, *, past_actions=None, full_recompute: bool = False) -> torch.Tensor:
+        """z [1, 1, D] or [1, T0, 1, D] (+ past_actions [1, T0 - 1, 7]), actions [B, H, 7] -> [B, H, 1, D].
+        ``full_recompute`` re-runs the whole sequence at every imagined step (the reference the cache is
+        tested and timed against)."""
+        if not full_recompute:
+            return self.rollout_from(self.rollout_context(z, state, past_actions=past_actions), actions)
+        actions = actions.to(self.device, torch.float32)
+        B, H = actions.shape[:2]
+        seq = (z[:, None] if z.ndim == 3 else z)[:, :, 0].to(self.device, self.dtype).expand(B, -1, -1)  # [B, T0, D]
+        past = torch.zeros(B, 0, actions.shape[-1], device=self.device) if past_actions is None else \
+            past_actions.to(self.device, torch.float32).expand(B, -1, -1)  # [B, T0 - 1, A]
+        preds = []
+        for h in range(H):
+            out, _ = self.model.predictor(seq, torch.cat([past, actions[:, : h + 1]], dim=1))  # [B, T0 + h, D]
+            preds.append(out[:, -1])
+            seq = torch.cat([seq, out[:, -1:]], dim=1)
+        return torch.stack(preds, dim=1)[:, :, None].float()  # [B, H, 1, D]

@@ -13,6 +13,10 @@ of the batch's embeddings (sigreg.collapse_diagnostics), and after ``collapse_af
 embeddings have collapsed stops with ``EmbeddingCollapse`` naming the figures, instead of writing a
 world model whose energy is flat.
 
+DDP (torchrun): every rank draws the same global batch from the shared generator and trains on its own
+slice of it; gradients are all-reduced, so the weights, the generator and the resume state stay identical
+on every rank and rank 0 alone writes files.
+
 Read top to bottom: config, sampling, the trainer (loss, step, resume state), validation, export, and
 ``train_lewm`` (the loop from run_state.run_steps).
 """
@@ -27,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from worldmodel import checkpoints
@@ -44,7 +49,7 @@ class EmbeddingCollapse(RuntimeError):
 @dataclass(frozen=True)
 class LeWMTrainConfig:
     steps: int = 3000
-    batch_size: int = 32  # clips per step
+    batch_size: int = 32  # clips per step and rank
     num_frames: int = 4  # T: T - 1 predictions per clip from histories of 1 .. T - 1 frames
     frame_step: int = 1
     lr: float = 5e-4
@@ -62,9 +67,12 @@ class LeWMTrainConfig:
     seed: int = 0
 
 
-def sample_batch(memory: ClipMemory, starts: torch.Tensor, cfg: LeWMTrainConfig, g: torch.Generator):
-    """(uint8 frames [B, T, S, S, 3], actions [B, T, A]) of B random clips."""
-    first = starts[torch.randint(0, starts.numel(), (cfg.batch_size,), generator=g)]  # [B]
+def sample_batch(memory: ClipMemory, starts: torch.Tensor, cfg: LeWMTrainConfig, g: torch.Generator,
+                 rank: int = 0, world_size: int = 1):
+    """(uint8 frames [B, T, S, S, 3], actions [B, T, A]): this rank's B clips of a global batch of
+    B * world_size random clips (the same draws on every rank)."""
+    first = starts[torch.randint(0, starts.numel(), (cfg.batch_size * world_size,), generator=g)]  # [B * W]
+    first = first[rank * cfg.batch_size : (rank + 1) * cfg.batch_size]  # [B]
     idx = first[:, None] + torch.arange(cfg.num_frames) * cfg.frame_step  # [B, T]
     return memory.frames[idx], memory.actions[idx]
 
@@ -78,6 +86,10 @@ class LeWMTrainer:
     def __init__(self, model: LeWM, cfg: LeWMTrainConfig, device: torch.device | str = "cpu"):
         self.cfg, self.device = cfg, torch.device(device)
         self.model = model.to(self.device).train()
+        self.distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if self.distributed else (0, 1)
+        self.net = torch.nn.parallel.DistributedDataParallel(
+            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None) if self.distributed else self.model
         self.optimizer = torch.optim.AdamW(param_groups([self.model], cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
         self.step_count, self.train_time_s = 0, 0.0
         self.generator = torch.Generator().manual_seed(cfg.seed)
@@ -85,16 +97,20 @@ class LeWMTrainer:
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
 
-    def embed(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 [B, T, S, S, 3] -> [B, T, D], preprocessed exactly as ``LeWMWorldModel.encode`` does."""
+    def pixels(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, T, S, S, 3] -> normalised [B, T, 3, S, S], preprocessed exactly as ``LeWMWorldModel.encode`` does."""
         B, T = frames.shape[:2]
         x = preprocess_frames(frames.flatten(0, 1), self.model.img_size, 1, device=self.device)[:, :, 0]  # [B*T, 3, S, S]
-        return self.model.encoder(x).float().unflatten(0, (B, T))  # [B, T, D]
+        return x.unflatten(0, (B, T))
+
+    def embed(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, T, S, S, 3] -> [B, T, D]."""
+        return self.model.encoder(self.pixels(frames).flatten(0, 1)).float().unflatten(0, frames.shape[:2])
 
     def loss(self, frames: torch.Tensor, actions: torch.Tensor, directions: torch.Tensor):
         with self._autocast():
-            z = self.embed(frames)  # [B, T, D]
-            pred, _ = self.model.predictor(z[:, :-1], actions[:, :-1].to(self.device))  # [B, T-1, D]
+            z, pred = self.net(self.pixels(frames), actions.to(self.device))  # [B, T, D], [B, T-1, D]
+        z = z.float()
         pred_loss = F.mse_loss(pred.float(), z[:, 1:])
         reg = sigreg(z, directions=directions)
         return pred_loss + self.cfg.sigreg_weight * reg, pred_loss, reg, z
@@ -112,6 +128,10 @@ class LeWMTrainer:
         self.optimizer.step()
         self.step_count += 1
         diag = collapse_diagnostics(z.detach())
+        if self.distributed:  # the same decision on every rank: the mean of the ranks' figures
+            figures = torch.tensor(list(diag.values()), dtype=torch.float64, device=self.device)
+            dist.all_reduce(figures)
+            diag = dict(zip(diag, (figures / self.world_size).tolist()))
         if self.step_count >= c.collapse_after and (diag["effective_rank"] < c.min_effective_rank or diag["std_mean"] < c.min_std):
             raise EmbeddingCollapse(
                 f"train-lewm: the embeddings collapsed at step {self.step_count} (effective rank "
@@ -188,18 +208,24 @@ def export(model: LeWM, out: str | os.PathLike, extra: dict) -> None:
 
 def train_lewm(trainer: LeWMTrainer, memory: ClipMemory, run_dir, out=None, *, val_memory: ClipMemory | None = None,
                checkpoint_every: int = 100, log_every: int = 10, max_steps_this_call: int | None = None,
-               progress: bool = True, extra_meta: dict | None = None) -> dict:
+               progress: bool = True, extra_meta: dict | None = None, step_delay_s: float = 0.0) -> dict:
     """Train (or resume) to ``cfg.steps``; when complete, validate on ``val_memory`` and write ``out``
     and ``run_dir/metrics.json``. Returns the run_steps summary with the validation figures."""
     cfg = trainer.cfg
     starts = memory.clip_starts(cfg.num_frames, cfg.frame_step)
     if starts.numel() == 0:
         raise ValueError(f"train-lewm: no episode has the {cfg.num_frames} frames a clip needs (train.num_frames)")
-    summary = run_steps(trainer, lambda: sample_batch(memory, starts, cfg, trainer.generator), run_dir,
-                        steps=cfg.steps, batch_size=cfg.batch_size, desc="train-lewm",
-                        checkpoint_every=checkpoint_every, log_every=log_every,
-                        max_steps_this_call=max_steps_this_call, progress=progress)
-    if summary["complete"]:
+    summary = run_steps(
+        trainer, lambda: sample_batch(memory, starts, cfg, trainer.generator, trainer.rank, trainer.world_size),
+        run_dir, steps=cfg.steps, batch_size=cfg.batch_size * trainer.world_size, desc="train-lewm",
+        checkpoint_every=checkpoint_every, log_every=log_every, max_steps_this_call=max_steps_this_call,
+        progress=progress and trainer.rank == 0, main=trainer.rank == 0, step_delay_s=step_delay_s)
+    if trainer.distributed:  # BatchNorm's running statistics: rank 0's (DDP broadcasts them before each forward)
+        for buffer in trainer.model.buffers():
+            dist.broadcast(buffer, 0)
+    summary.update(rank=trainer.rank, world_size=trainer.world_size,
+                   weights_sha256=checkpoints.tensors_sha256(trainer.model.state_dict()))
+    if summary["complete"] and trainer.rank == 0:
         metrics = validate(trainer, val_memory) if val_memory is not None and val_memory.num_frames else {}
         summary["validation"] = metrics
         import json

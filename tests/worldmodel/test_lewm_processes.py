@@ -1,0 +1,85 @@
+"""train-lewm as separate processes: SIGKILL mid-run then resume == uninterrupted, and DDP over 2 CPU
+processes (gloo) ending with identical weights on both ranks."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from synthetic_datasets import write_square_dataset
+
+from worldmodel import checkpoints
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = ["img_size=32", "model.patch_size=8", "model.encoder_width=32", "model.encoder_depth=1", "model.encoder_heads=2",
+        "model.embed_dim=16", "model.proj_hidden=32", "model.predictor_width=32", "model.predictor_depth=1",
+        "model.predictor_heads=2", "train.batch_size=4", "train.num_frames=4", "train.warmup_steps=3", "threads=1",
+        "log_every=1", "camera=exterior", "device=cpu"]
+
+
+def cli(data, run_dir, out, *extra):
+    return [sys.executable, "-m", "apps.train_lewm", "--data", str(data), "--run-dir", str(run_dir), "--out", str(out),
+            *TINY, *extra]
+
+
+def env():
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+
+def run(cmd):
+    r = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+@pytest.fixture
+def data(tmp_path):
+    write_square_dataset(tmp_path / "d", [12] * 6, size=32, seed=0)
+    return tmp_path / "d"
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_weights(data, tmp_path):
+    steps = ["train.steps=30", "checkpoint_every=5"]
+    run(cli(data, tmp_path / "ra", tmp_path / "a.safetensors", *steps))
+    cmd = cli(data, tmp_path / "rb", tmp_path / "b.safetensors", *steps)
+    proc = subprocess.Popen(cmd + ["step_delay_s=0.15"], cwd=REPO, env=env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    log = tmp_path / "rb" / "log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 12:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # no chance to save: the resume starts from the last periodic checkpoint
+    proc.wait()
+    state = torch.load(tmp_path / "rb" / "state.pt", weights_only=False)
+    assert 5 <= state["step"] < 30 and not (tmp_path / "b.safetensors").exists()
+    run(cmd)
+    a, _ = checkpoints.read_safetensors(tmp_path / "a.safetensors")
+    b, _ = checkpoints.read_safetensors(tmp_path / "b.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [json.loads(x)["step"] for x in log.read_text().splitlines()] == list(range(1, 31))
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_end_with_identical_weights(data, tmp_path):
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+           "apps.train_lewm", "--data", str(data), "--run-dir", str(run_dir), "--out", str(tmp_path / "m.safetensors"),
+           *TINY, "train.steps=8"]
+    run(cmd)
+    r0, r1 = (json.loads((run_dir / f"final_rank{r}.json").read_text()) for r in (0, 1))
+    assert r0["world_size"] == r1["world_size"] == 2 and r0["step"] == r1["step"] == 8
+    assert r0["weights_sha256"] == r1["weights_sha256"]
+    saved, _ = checkpoints.read_safetensors(tmp_path / "m.safetensors")
+    assert checkpoints.tensors_sha256(saved) == r0["weights_sha256"]
+    single = tmp_path / "single"
+    run(cli(data, single, tmp_path / "s.safetensors", "train.steps=8"))
+    s, _ = checkpoints.read_safetensors(tmp_path / "s.safetensors")
+    assert checkpoints.tensors_sha256(s) != r0["weights_sha256"]  # two ranks trained on twice the clips
