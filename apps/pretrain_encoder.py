@@ -86,8 +86,8 @@ def write_model_card(out: str | Path, run_dir: str | Path, command: str) -> Path
 
 `{out.name}` ({out.stat().st_size / 2**20:.1f} MB, {n_params / 1e6:.2f} M parameters stored as
 {str(next(iter(sd.values())).dtype).removeprefix('torch.')} (cast to your compute dtype on load), format
-`{meta['format']}` kind `{meta['kind']}`): the EMA (target) encoder after {extra.get('steps')} steps of
-V-JEPA masked latent prediction. `{arch['embed_dim']}`-d, {arch['depth']} blocks, {arch['num_heads']} heads,
+`{meta['format']}` kind `{meta['kind']}`): {'the encoder' if cfg.get('train', {}).get('target') == 'sigreg' else 'the EMA (target) encoder'} after {extra.get('steps')} steps of
+{extra.get('objective')}. `{arch['embed_dim']}`-d, {arch['depth']} blocks, {arch['num_heads']} heads,
 {arch['img_size']} px input, {arch['patch_size']} px patches, tubelet {arch['tubelet_size']}: a
 {grid} x {grid} grid = {grid * grid} tokens per frame (a still frame is repeated to fill one tubelet).
 

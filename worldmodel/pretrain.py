@@ -30,6 +30,7 @@ from torch import nn
 
 from worldmodel import checkpoints
 from worldmodel.encoder import Block, VisionTransformer, build_encoder, init_vit_weights
+from worldmodel.lewm.sigreg import random_directions, sigreg
 from worldmodel.masks import BlockMaskSpec, sample_batch_masks
 from worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from worldmodel.rope import grid_positions, rope_tables
@@ -233,6 +234,8 @@ class PretrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float = 1.0
     ema: tuple[float, float] = (0.996, 1.0)
+    target: str = "ema"  # "ema": V-JEPA's EMA target encoder; "sigreg": LeJEPA, the encoder's own features + SIGReg
+    sigreg_weight: float = 0.05  # target="sigreg": weight of SIGReg on the target features
     masks: tuple[BlockMaskSpec, ...] = (
         BlockMaskSpec(num_blocks=8, spatial_scale=(0.15, 0.15)),
         BlockMaskSpec(num_blocks=2, spatial_scale=(0.7, 0.7)),
@@ -241,16 +244,23 @@ class PretrainConfig:
 
 
 class Pretrainer:
-    """Context encoder, EMA target encoder, masked predictor and their optimiser; one ``step`` each call."""
+    """Context encoder, target encoder, masked predictor and their optimiser; one ``step`` each call.
+
+    target="ema" (V-JEPA): the target is an EMA copy of the encoder, without gradients, its features
+    layer-normed. target="sigreg" (LeJEPA style): the target is the encoder itself, gradients flow into
+    both sides, and SIGReg (lewm/sigreg.py) on the target features is what keeps them from collapsing."""
 
     def __init__(self, encoder: VisionTransformer, predictor: MaskedPredictor, cfg: PretrainConfig,
                  device: torch.device | str = "cpu"):
         import copy
 
+        if cfg.target not in ("ema", "sigreg"):
+            raise ValueError(f"train.target must be ema or sigreg, got {cfg.target!r}")
         self.cfg = cfg
         self.device = torch.device(device)
         self.encoder = encoder.to(self.device).train()
-        self.target = copy.deepcopy(encoder).to(self.device).eval().requires_grad_(False)
+        self.target = self.encoder if cfg.target == "sigreg" else \
+            copy.deepcopy(encoder).to(self.device).eval().requires_grad_(False)
         self.predictor = predictor.to(self.device).train()
         self.optimizer = torch.optim.AdamW(
             param_groups([self.encoder, self.predictor], cfg.weight_decay), lr=cfg.lr, betas=cfg.betas
@@ -272,9 +282,15 @@ class Pretrainer:
     def loss(self, x: torch.Tensor, masks: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, dict]:
         """x: normalised clips [B, 3, T, S, S]; masks: per group (context [B, Kc], target [B, Kt])."""
         grid = self.encoder.grid(*x.shape[2:])
-        with torch.no_grad(), self._autocast():
-            h = self.target(x)  # [B, N, D]
-            h = F.layer_norm(h.float(), (h.shape[-1],))  # targets: layer-normed, no affine
+        extra = {}
+        if self.cfg.target == "sigreg":
+            with self._autocast():
+                h = self.target(x).float()  # [B, N, D], with gradients: no stop-gradient
+            extra["sigreg"] = sigreg(h, directions=random_directions(h.shape[-1], 256, self.generator).to(h.device))
+        else:
+            with torch.no_grad(), self._autocast():
+                h = self.target(x)  # [B, N, D]
+                h = F.layer_norm(h.float(), (h.shape[-1],))  # targets: layer-normed, no affine
         losses = []
         with self._autocast():
             for ctx_idx, tgt_idx in masks:
@@ -283,9 +299,13 @@ class Pretrainer:
                 tgt = torch.gather(h, 1, tgt_idx.unsqueeze(-1).expand(-1, -1, h.shape[-1]))  # [B, Kt, D]
                 losses.append((pred.float() - tgt).abs().mean())
         # collapse monitor: spread of target features across tokens (0 = every token identical)
-        spread = h.flatten(0, 1).std(dim=0).mean().item()
+        spread = h.detach().flatten(0, 1).std(dim=0).mean().item()
         loss = torch.stack(losses).mean()
-        return loss, {"target_spread": spread, "mask_ratio": masks[0][1].shape[1] / h.shape[1]}
+        info = {"target_spread": spread, "mask_ratio": masks[0][1].shape[1] / h.shape[1]}
+        if extra:
+            loss = loss + self.cfg.sigreg_weight * extra["sigreg"]
+            info["sigreg"] = extra["sigreg"].item()
+        return loss, info
 
     def sample_masks(self, batch: int, grid: tuple[int, int, int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return [tuple(t.to(self.device) for t in sample_batch_masks(batch, grid, spec, self.generator))
@@ -305,10 +325,11 @@ class Pretrainer:
         params = [p for grp in self.optimizer.param_groups for p in grp["params"]]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, c.grad_clip) if c.grad_clip else torch.tensor(0.0)
         self.optimizer.step()
-        with torch.no_grad():  # EMA: target <- m * target + (1 - m) * context encoder
-            tp, sp = list(self.target.parameters()), list(self.encoder.parameters())
-            torch._foreach_mul_(tp, m)
-            torch._foreach_add_(tp, sp, alpha=1.0 - m)
+        if self.target is not self.encoder:  # EMA (target="ema"): target <- m * target + (1 - m) * encoder
+            with torch.no_grad():
+                tp, sp = list(self.target.parameters()), list(self.encoder.parameters())
+                torch._foreach_mul_(tp, m)
+                torch._foreach_add_(tp, sp, alpha=1.0 - m)
         self.step_count += 1
         return {"loss": loss.item(), "lr": lr, "momentum": m, "grad_norm": float(grad_norm), **info}
 
@@ -394,7 +415,9 @@ def pretrain(
         final = [r["loss"] for r in rows[-10:]]
         summary["final_loss"] = float(np.mean(final)) if final else None
         summary["final_target_spread"] = rows[-1].get("target_spread") if rows else None
-        meta = {"trained_by": "pretrain-encoder", "objective": "V-JEPA masked latent prediction (EMA target)",
+        objective = "masked latent prediction of its own features + SIGReg (LeJEPA style, no EMA)" \
+            if cfg.target == "sigreg" else "V-JEPA masked latent prediction (EMA target)"
+        meta = {"trained_by": "pretrain-encoder", "objective": objective,
                 "steps": cfg.steps, "final_loss": summary["final_loss"], "train_time_s": summary["train_time_s"],
                 **(extra_meta or {})}
         export_encoder(trainer.target, out, meta, export_dtype)

@@ -130,6 +130,22 @@ def test_step_moves_ema_and_loss_decreases(tmp_path):
     assert spreads[-1] > 0.5 * spreads[0]  # the loss fell without the targets collapsing to one vector
 
 
+def test_sigreg_target_trains_the_encoder_on_its_own_features_without_collapse(tmp_path):
+    ds = make_dataset(tmp_path / "d", episodes=4, length=10)
+    mem = load_clip_memory(ds, "exterior", 32, progress=False)
+    cfg = PretrainConfig(steps=40, batch_size=16, lr=1e-3, start_lr=1e-3, warmup_steps=0, target="sigreg",
+                         masks=(BlockMaskSpec(4, (0.2, 0.2)),))
+    tr = build_pretrainer(ENC, PRED, cfg)
+    assert tr.target is tr.encoder  # no EMA copy: the exported encoder is the trained one
+    starts = mem.clip_starts(4)
+    infos = [tr.step(sample_clips(mem, starts, 16, 4, 1, 0.25, tr.generator)) for _ in range(40)]
+    assert all(np.isfinite(i["loss"]) and "sigreg" in i for i in infos)
+    assert np.mean([i["sigreg"] for i in infos[-5:]]) < np.mean([i["sigreg"] for i in infos[:5]])
+    assert infos[-1]["target_spread"] > 0.3  # the features stayed spread out
+    with pytest.raises(ValueError, match="train.target must be ema or sigreg"):
+        build_pretrainer(ENC, PRED, PretrainConfig(target="byol"))
+
+
 def test_resume_equals_uninterrupted_and_exports_the_ema_encoder(tmp_path):
     ds = make_dataset(tmp_path / "d", episodes=3, length=8)
     mem = load_clip_memory(ds, "exterior", 32, progress=False)
