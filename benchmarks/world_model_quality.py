@@ -259,7 +259,8 @@ def main() -> None:
         ep = collect_episode(task, seed, int(cfg.env.image_size), str(cfg.env.camera), args.noise)
         rows.extend(score_episode(wm, ep, context_frames, args.stride))
     summary = summarise(rows)
-    print(f"world model: {cfg.world_model.encoder} + {cfg.world_model.predictor}, camera {cfg.env.camera}, "
+    files = cfg.world_model.path if cfg.world_model.source == "lewm" else f"{cfg.world_model.encoder} + {cfg.world_model.predictor}"
+    print(f"world model: {files}, camera {cfg.env.camera}, "
           f"seeds {args.first_seed}..{args.first_seed + args.episodes - 1} x {tasks}")
     print(markdown_table(summary))
     if args.out:

@@ -41,7 +41,8 @@ def test_pretrain_then_post_train_then_load_the_world_model(tmp_path, capsys):
     data = make_dataset(tmp_path / "data")
     enc = tmp_path / "enc.safetensors"
     pretrain_encoder.main(["--data", str(data), "--out", str(enc), "--run-dir", str(tmp_path / "pre"),
-                           "--steps", "6", "train.batch_size=4", "train.warmup_steps=2", "threads=1", *TINY_ENCODER])
+                           "--steps", "6", "train.batch_size=4", "train.warmup_steps=2", "threads=1", "camera=exterior",
+                           *TINY_ENCODER])
     s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert s["complete"] and s["out"] == str(enc) and s["held_out_episodes"] >= 1
     assert (tmp_path / "pre" / "log.jsonl").exists() and (tmp_path / "pre" / "state.pt").exists()
@@ -53,7 +54,7 @@ def test_pretrain_then_post_train_then_load_the_world_model(tmp_path, capsys):
     pred = tmp_path / "pred.safetensors"
     post_train.main(["--data", str(data), "--encoder", str(enc), "--out", str(pred), "--run-dir",
                      str(tmp_path / "post"), "--steps", "6", "train.batch_size=4", "train.warmup_steps=2",
-                     "threads=1", *TINY_PREDICTOR])
+                     "threads=1", "camera=exterior", *TINY_PREDICTOR])
     s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert s["complete"] and "teacher_forcing" in s["validation"]
     assert (data / ".feature_cache").is_dir()

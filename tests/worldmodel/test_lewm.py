@@ -90,6 +90,8 @@ def test_cached_rollout_equals_a_full_recompute_of_the_history():
     reference = wm.rollout(z, None, actions, past_actions=past, full_recompute=True)
     assert cached.shape == (8, 2, 1, 16)
     torch.testing.assert_close(cached, reference, atol=1e-5, rtol=1e-5)
+    per_candidate = wm.rollout(z.expand(8, -1, -1, -1), None, actions, past_actions=past.expand(8, -1, -1))
+    torch.testing.assert_close(per_candidate, cached, atol=1e-5, rtol=1e-5)
     other = wm.rollout(z, None, actions.flip(0), past_actions=past)
     assert not torch.allclose(other, cached)  # the actions matter
 

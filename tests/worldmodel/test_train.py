@@ -140,7 +140,8 @@ def test_bad_datasets_name_the_problem(tmp_path):
 # ----------------------------------------------------------------------------- subprocess runs
 
 ARGS = ["predictor.predictor_embed_dim=32", "predictor.depth=1", "predictor.num_heads=2", "predictor.mlp_ratio=2.0",
-        "threads=1", "train.batch_size=4", "train.log_every=1", "train.warmup_steps=5", "train.val_max_clips=16"]
+        "threads=1", "train.batch_size=4", "train.log_every=1", "train.warmup_steps=5", "train.val_max_clips=16",
+        "camera=exterior"]
 
 
 def cli(data, enc, run_dir, out, *extra):

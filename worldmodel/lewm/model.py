@@ -235,10 +235,12 @@ class LeWMWorldModel:
 
     @torch.inference_mode()
     def rollout(self, z, state, actions, *, past_actions=None, full_recompute: bool = False) -> torch.Tensor:
-        """z [1, 1, D] or [1, T0, 1, D] (+ past_actions [1, T0 - 1, 7]), actions [B, H, 7] -> [B, H, 1, D].
-        ``full_recompute`` re-runs the whole sequence at every imagined step (the reference the cache is
+        """z [1 or B, 1, D] or [1 or B, T0, 1, D] (+ past_actions [1 or B, T0 - 1, 7]), actions [B, H, 7]
+        -> [B, H, 1, D]. One shared observation goes through the cache; per-candidate observations, or
+        ``full_recompute``, re-run the whole sequence at every imagined step (the reference the cache is
         tested and timed against)."""
-        if not full_recompute:
+        shared = z.shape[0] == 1 and (past_actions is None or past_actions.shape[0] == 1)
+        if shared and not full_recompute:
             return self.rollout_from(self.rollout_context(z, state, past_actions=past_actions), actions)
         actions = actions.to(self.device, torch.float32)
         B, H = actions.shape[:2]

@@ -120,6 +120,25 @@ def test_layout_is_lerobot_v3(tmp_path: Path) -> None:
     assert schema.field("index").type == pa.int64()
 
 
+def test_tasks_file_is_indexed_by_task_as_lerobot_reads_and_appends_it(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    with make_writer(tmp_path) as w:
+        write_episode(w, episode_data(0, 4))
+        write_episode(w, episode_data(1, 4))
+    path = tmp_path / "meta/tasks.parquet"
+    tasks = pd.read_parquet(path)  # what LeRobot does: the task text is the index, task_index a column
+    assert tasks.index.name == "task" and list(tasks.columns) == ["task_index"]
+    assert [tasks.iloc[i].name for i in range(2)] == ["task 0", "task 1"]
+    assert int(tasks.loc["task 1", "task_index"]) == 1
+    # LeRobot appending a task: concat a frame indexed the same way and write it back with pandas
+    new = pd.DataFrame({"task_index": [2]}, index=pd.Index(["task 2"], name="task"))
+    pd.concat([tasks, new]).to_parquet(path)
+    assert LeRobotDataset(tmp_path).tasks == ["task 0", "task 1", "task 2"]
+    with make_writer(tmp_path) as w:  # and our writer appends after it
+        write_episode(w, {**episode_data(2, 4), "task": "task 3"})
+    assert pd.read_parquet(path).index.tolist() == ["task 0", "task 1", "task 2", "task 3"]
+
+
 def test_stats_match_numpy(tmp_path: Path) -> None:
     data = [episode_data(s, n) for s, n in ((3, 7), (4, 5), (5, 9))]
     with make_writer(tmp_path) as w:
@@ -152,6 +171,33 @@ def test_stats_match_numpy(tmp_path: Path) -> None:
     # the reader serves the same stats
     ds = LeRobotDataset(tmp_path)
     np.testing.assert_allclose(ds.stats["observation.state"]["std"], stats["observation.state"]["std"])
+
+
+def test_stats_carry_lerobot_quantiles_and_shapes(tmp_path: Path) -> None:
+    data = [episode_data(s, n) for s, n in ((3, 7), (4, 5))]
+    with make_writer(tmp_path) as w:
+        for d in data:
+            write_episode(w, d)
+    quantiles = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
+    ep0 = pq.read_table(tmp_path / "meta/episodes/chunk-000/file-000.parquet")
+    names = [c.removeprefix("stats/observation.state/") for c in ep0.column_names if c.startswith("stats/observation.state/")]
+    assert names == ["min", "max", "mean", "std", "count", *quantiles]  # LeRobot's keys, in its order
+    row = ep0.to_pylist()[0]
+    for k, q in quantiles.items():  # per episode: numpy's quantiles of the episode's frames
+        np.testing.assert_allclose(row[f"stats/observation.state/{k}"], np.quantile(data[0]["states"].astype(float), q, axis=0))
+    # cameras: (3, 1, 1) nested in the meta and in stats.json, as LeRobot stores them
+    assert ep0.schema.field("stats/observation.images.front/mean").type == pa.list_(pa.list_(pa.list_(pa.float64())))
+    assert np.asarray(row["stats/observation.images.front/q50"]).shape == (3, 1, 1)
+    px = data[0]["frames"]["front"][:, ::8, ::8].reshape(-1, 3)
+    np.testing.assert_allclose(np.asarray(row["stats/observation.images.front/q50"]).ravel(),
+                               np.quantile(px, 0.5, axis=0, method="inverted_cdf") / 255.0)
+    stats = json.loads((tmp_path / "meta/stats.json").read_text())
+    assert np.asarray(stats["observation.images.front"]["q99"]).shape == (3, 1, 1)
+    # pooled quantiles: LeRobot's envelope (lowest lower quantiles, highest upper ones)
+    eps = [LeRobotDataset(tmp_path).episode_stats(i)["observation.state"] for i in (0, 1)]
+    np.testing.assert_allclose(stats["observation.state"]["q10"], np.minimum(eps[0]["q10"], eps[1]["q10"]))
+    np.testing.assert_allclose(stats["observation.state"]["q90"], np.maximum(eps[0]["q90"], eps[1]["q90"]))
+    assert LeRobotDataset(tmp_path).episode_stats(0)["observation.images.front"]["q01"].shape == (3, 1, 1)
 
 
 @settings(max_examples=40, deadline=None)

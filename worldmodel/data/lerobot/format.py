@@ -32,7 +32,8 @@ _DTYPES = {
     "int64": pa.int64(),
     "bool": pa.bool_(),
 }
-_STAT_KEYS = ("min", "max", "mean", "std", "count")
+_STAT_KEYS = ("min", "max", "mean", "std", "count")  # what a file must have for us to read its stats
+_QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}  # LeRobot's, written as well
 _CAMERA_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
 _FILE_RE = re.compile(r"^chunk-(\d+)/file-(\d+)\.(parquet|mp4)$")
 

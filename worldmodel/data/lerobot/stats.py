@@ -1,4 +1,11 @@
-"""Per-feature statistics: per-episode stats, exact pooling, and their JSON / episode-meta forms."""
+"""Per-feature statistics: per-episode stats, pooling, and their JSON / episode-meta forms.
+
+Each feature gets LeRobot's statistics: min, max, mean, std (population), count, and the quantiles
+q01, q10, q50, q90, q99. Vectors have shape (n,); camera stats are per channel of images scaled to
+[0, 1], shape (3, 1, 1), stored nested in that shape both in stats.json and in the episode meta (as
+LeRobot writes them, so either tool can append to the other's dataset). Pooling over episodes is exact
+for min / max / mean / std; quantiles cannot be pooled exactly and, as in LeRobot, pool to an envelope
+(the lowest q01 / q10 / q50 and the highest q90 / q99 of the episodes)."""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from worldmodel.data.lerobot.format import _STAT_KEYS
+from worldmodel.data.lerobot.format import _QUANTILES, _STAT_KEYS
 
 Stats = dict[str, np.ndarray]
 
@@ -21,6 +28,7 @@ def _array_stats(x: np.ndarray) -> Stats:
         "mean": x.mean(0),
         "std": x.std(0),
         "count": np.array([len(x)], dtype=np.int64),
+        **{k: np.quantile(x, q, axis=0) for k, q in _QUANTILES.items()},
     }
 
 
@@ -33,10 +41,12 @@ class _ImageStats:
         self.s2 = np.zeros(3)
         self.lo = np.full(3, np.inf)
         self.hi = np.full(3, -np.inf)
+        self.sample: list[np.ndarray] = []  # every 8th pixel each way, for the quantiles
 
     def add(self, img: np.ndarray) -> None:
         # Every second pixel in each direction: plenty for channel statistics, 4x cheaper.
         px = img[::2, ::2].reshape(-1, 3).astype(np.float64) / 255.0
+        self.sample.append(img[::8, ::8].reshape(-1, 3))
         self.n += 1
         self.s += px.mean(0)
         self.s2 += (px * px).mean(0)
@@ -52,7 +62,18 @@ class _ImageStats:
             "mean": mean.reshape(3, 1, 1),
             "std": np.sqrt(var).reshape(3, 1, 1),
             "count": np.array([self.n], dtype=np.int64),
+            **{k: v.reshape(3, 1, 1) for k, v in _pixel_quantiles(np.concatenate(self.sample)).items()},
         }
+
+
+def _pixel_quantiles(px: np.ndarray) -> Stats:
+    """uint8 pixels [M, 3] -> per-channel quantiles of px / 255 (from a histogram of the 256 levels: exact)."""
+    out: Stats = {k: np.zeros(3) for k in _QUANTILES}
+    for c in range(3):
+        cdf = np.cumsum(np.bincount(px[:, c], minlength=256)) / len(px)
+        for k, q in _QUANTILES.items():
+            out[k][c] = np.searchsorted(cdf, q) / 255.0
+    return out
 
 
 def _aggregate_stats(parts: Sequence[Stats]) -> Stats:
@@ -63,23 +84,32 @@ def _aggregate_stats(parts: Sequence[Stats]) -> Stats:
     means = np.stack([p["mean"] for p in parts])
     mean = (w * means).sum(0)
     var = (w * (np.stack([p["std"] for p in parts]) ** 2 + (means - mean) ** 2)).sum(0)
-    return {
+    out = {
         "min": np.min(np.stack([p["min"] for p in parts]), 0),
         "max": np.max(np.stack([p["max"] for p in parts]), 0),
         "mean": mean,
         "std": np.sqrt(np.maximum(var, 0.0)),
         "count": np.array([int(total)], dtype=np.int64),
     }
+    for k, q in _QUANTILES.items():  # an envelope, as LeRobot pools them
+        if all(k in p for p in parts):
+            out[k] = (np.min if q <= 0.5 else np.max)(np.stack([p[k] for p in parts]), 0)
+    return out
+
+
+def _stat_names(stats: Stats) -> list[str]:
+    """The stats a feature has, in LeRobot's order: the five basic ones, then the quantiles present."""
+    return [*_STAT_KEYS, *(k for k in _QUANTILES if k in stats)]
 
 
 def _stats_to_json(stats: Mapping[str, Stats]) -> dict[str, dict[str, Any]]:
-    return {k: {s: np.asarray(v[s]).tolist() for s in _STAT_KEYS} for k, v in stats.items()}
+    return {k: {s: np.asarray(v[s]).tolist() for s in _stat_names(v)} for k, v in stats.items()}
 
 
 def _stats_from_json(d: Mapping[str, Any]) -> dict[str, Stats]:
-    # Features lacking any of our five stats (foreign stats.json) are left out.
+    # Features lacking any of our five stats (foreign stats.json) are left out; quantiles are kept if there.
     return {
-        k: {s: np.asarray(v[s], dtype=np.int64 if s == "count" else np.float64) for s in _STAT_KEYS}
+        k: {s: np.asarray(v[s], dtype=np.int64 if s == "count" else np.float64) for s in _stat_names(v)}
         for k, v in d.items()
         if isinstance(v, Mapping) and all(s in v for s in _STAT_KEYS)
     }
@@ -91,7 +121,8 @@ def _merge_stats(per_episode: Sequence[Mapping[str, Stats]]) -> dict[str, Stats]
 
 
 def _stats_from_meta_row(row: Mapping[str, Any], features_json: Mapping[str, Any]) -> dict[str, Stats]:
-    """Per-episode stats stored as flat lists in ``stats/<feature>/<stat>`` columns."""
+    """Per-episode stats stored in ``stats/<feature>/<stat>`` columns (nested (3, 1, 1) lists for cameras,
+    as LeRobot writes them, or flat lists, as this project wrote them before)."""
     out: dict[str, Stats] = {}
     for key, feat in features_json.items():
         if f"stats/{key}/mean" not in row:
@@ -102,7 +133,7 @@ def _stats_from_meta_row(row: Mapping[str, Any], features_json: Mapping[str, Any
                 s: np.asarray(row[f"stats/{key}/{s}"], dtype=np.int64 if s == "count" else np.float64).reshape(
                     (1,) if s == "count" else shape
                 )
-                for s in _STAT_KEYS
+                for s in [*_STAT_KEYS, *(k for k in _QUANTILES if f"stats/{key}/{k}" in row)]
             }
         except (KeyError, ValueError, TypeError):
             continue  # foreign layout of per-episode stats: ignore, stats.json still stands

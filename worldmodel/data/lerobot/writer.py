@@ -34,7 +34,6 @@ from worldmodel.data.lerobot.format import (
     _CAMERA_RE,
     _FILE_RE,
     _INDEX_SPECS,
-    _STAT_KEYS,
     CHUNKS_SIZE,
     CODEBASE_VERSION,
     DATA_PATH,
@@ -55,6 +54,7 @@ from worldmodel.data.lerobot.stats import (
     Stats,
     _array_stats,
     _ImageStats,
+    _stat_names,
     _merge_stats,
     _stats_from_json,
     _stats_from_meta_row,
@@ -294,10 +294,13 @@ class _Committer:
             row[f"info/{key}"] = pa.array([value], pa.int64() if isinstance(value, int) else pa.float64() if isinstance(value, float) else pa.string())
         row["meta/episodes/chunk_index"] = pa.array([c], pa.int64())
         row["meta/episodes/file_index"] = pa.array([f], pa.int64())
-        for key, st in stats.items():
-            for s in _STAT_KEYS:
+        for key, st in stats.items():  # in each stat's own shape: (n,) lists, or (3, 1, 1) nested for cameras
+            for s in _stat_names(st):
+                value = np.asarray(st[s])
                 typ = pa.int64() if s == "count" else pa.float64()
-                row[f"stats/{key}/{s}"] = pa.array([np.asarray(st[s]).reshape(-1).tolist()], pa.list_(typ))
+                for _ in range(value.ndim - 1):
+                    typ = pa.list_(typ)
+                row[f"stats/{key}/{s}"] = pa.array([value.tolist()], pa.list_(typ))
         return pa.table(row)
 
 
