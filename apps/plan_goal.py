@@ -102,7 +102,7 @@ def run(cfg: DictConfig) -> dict:
         policy = OraclePolicy(driver) if cfg.policy == "oracle" else RandomPolicy(int(cfg.env.seed))
     recorder = EpisodeRecorder(cfg.log_dir, cfg.env.camera, obs.image.shape[:2], fps=4, privileged=bool(obs.info))
     recorder.start(f"reach the goal image {goal_path.name}", obs)
-    viz = RerunLogger(cfg.rerun) if cfg.rerun else None
+    viz = RerunLogger(cfg.rerun, camera=cfg.env.camera) if cfg.rerun else None
     if viz:
         viz.log_goal(goal_image)
         viz.log_subgoals(subgoal_images)

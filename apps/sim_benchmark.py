@@ -82,7 +82,8 @@ def _run_job(job: Job) -> dict:
         policy = RandomPolicy(job.seed + 7_919)
     viz = None
     if cfg.rerun:
-        viz = RerunLogger(str(Path(cfg.rerun) / f"{job.task}_{job.policy}_{job.seed}.rrd"), recording=f"{job.task}-{job.policy}-{job.seed}")
+        viz = RerunLogger(str(Path(cfg.rerun) / f"{job.task}_{job.policy}_{job.seed}.rrd"), recording=f"{job.task}-{job.policy}-{job.seed}",
+                          camera=cfg.env.camera)
         viz.log_goal(goal)
         if job.policy == "planner" and len(policy.goals) > 1:
             viz.log_subgoals(policy.goals[:-1])

@@ -109,10 +109,22 @@ def test_rerun_recording_holds_the_episode(tmp_path):
     plan_goal.main(["--goal", str(goal), "--policy", "oracle", "--log-dir", str(tmp_path / "log"), "--rerun", str(rrd), "env.image_size=32"])
     chunks = list(rrc.RrdReader(str(rrd)).stream())
     entities = {str(c.entity_path) for c in chunks}
-    assert {"/camera/image", "/goal/image", "/robot/action", "/world/ee_path", "/metrics/distance_to_goal"} <= entities
+    camera = "/observation.images.workspace"  # LeRobot's dataset-viewer layout: the dataset's own names
+    assert {camera, "/state", "/action", "/goal/image", "/world/ee_path", "/metrics/distance_to_goal"} <= entities
     steps = LeRobotDataset(tmp_path / "log").episode(0).length
-    camera_rows = sum(c.num_rows for c in chunks if str(c.entity_path) == "/camera/image")
+    camera_rows = sum(c.num_rows for c in chunks if str(c.entity_path) == camera)
     assert camera_rows == steps  # one frame per observation, the start included
+    timelines = set().union(*(c.timeline_names for c in chunks if str(c.entity_path) == camera))
+    assert {"frame_index", "timestamp"} <= timelines
+    # each action sits at the frame it was taken from, as in the dataset's rows
+    logged = {}
+    for c in chunks:
+        if str(c.entity_path) == "/action" and not c.is_static:
+            b = c.to_record_batch().to_pydict()
+            logged.update(zip(b["frame_index"], b["Scalars:scalars"]))
+    actions = LeRobotDataset(tmp_path / "log").episode(0).actions
+    assert sorted(logged) == list(range(steps - 1))
+    np.testing.assert_allclose([logged[k] for k in range(steps - 1)], actions[: steps - 1], atol=1e-6)
 
 
 def test_plan_goal_with_the_world_model_planner(tmp_path, capsys, tiny_world_model_files):
