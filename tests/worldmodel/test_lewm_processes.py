@@ -2,20 +2,15 @@
 processes (gloo) ending with identical weights on both ranks."""
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
 from synthetic_datasets import write_square_dataset
+from training_processes import kill_after_logged, run
 
 from worldmodel import checkpoints
 
-REPO = Path(__file__).resolve().parents[2]
 TINY = ["img_size=32", "model.patch_size=8", "model.encoder_width=32", "model.encoder_depth=1", "model.encoder_heads=2",
         "model.embed_dim=16", "model.proj_hidden=32", "model.predictor_width=32", "model.predictor_depth=1",
         "model.predictor_heads=2", "train.batch_size=4", "train.num_frames=4", "train.warmup_steps=3", "threads=1",
@@ -25,16 +20,6 @@ TINY = ["img_size=32", "model.patch_size=8", "model.encoder_width=32", "model.en
 def cli(data, run_dir, out, *extra):
     return [sys.executable, "-m", "apps.train_lewm", "--data", str(data), "--run-dir", str(run_dir), "--out", str(out),
             *TINY, *extra]
-
-
-def env():
-    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-
-
-def run(cmd):
-    r = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True, timeout=300, check=False)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return r
 
 
 @pytest.fixture
@@ -48,16 +33,8 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_weights(data, tmp_p
     steps = ["train.steps=30", "checkpoint_every=5"]
     run(cli(data, tmp_path / "ra", tmp_path / "a.safetensors", *steps))
     cmd = cli(data, tmp_path / "rb", tmp_path / "b.safetensors", *steps)
-    proc = subprocess.Popen(cmd + ["step_delay_s=0.15"], cwd=REPO, env=env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
     log = tmp_path / "rb" / "log.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if log.exists() and len(log.read_text().splitlines()) >= 12:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)  # no chance to save: the resume starts from the last periodic checkpoint
-    proc.wait()
+    kill_after_logged(cmd + ["step_delay_s=0.15"], log, 12)
     state = torch.load(tmp_path / "rb" / "state.pt", weights_only=False)
     assert 5 <= state["step"] < 30 and not (tmp_path / "b.safetensors").exists()
     run(cmd)

@@ -2,11 +2,7 @@
 kill -9 + resume == uninterrupted, and DDP over 2 CPU processes (gloo)."""
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from synthetic_datasets import write_square_dataset
+from training_processes import kill_after_logged, run
 
 from worldmodel import checkpoints
 from worldmodel.data.clips import EpisodeArrays, collate
@@ -22,7 +19,6 @@ from worldmodel.encoder import build_encoder
 from worldmodel.train import TrainConfig, ac_loss, build_predictor, post_train, wsd_lr
 from worldmodel.world_model import VJEPAWorldModel
 
-REPO = Path(__file__).resolve().parents[2]
 PRED = {"predictor_embed_dim": 32, "depth": 1, "num_heads": 2, "mlp_ratio": 2.0}
 
 
@@ -149,33 +145,18 @@ def cli(data, enc, run_dir, out, *extra):
             str(run_dir), "--out", str(out), *ARGS, *extra]
 
 
-def env():
-    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-
-
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_weights(tmp_path):
     data = make_dataset(tmp_path / "d", episodes=6)
     enc = save_encoder(tmp_path / "enc.safetensors")
     steps = ["train.steps=40", "train.checkpoint_every=6"]
-    r = subprocess.run(cli(data, enc, tmp_path / "ra", tmp_path / "a.safetensors", *steps), cwd=REPO, env=env(),
-                       capture_output=True, text=True, timeout=300, check=False)
-    assert r.returncode == 0, r.stderr[-3000:]
+    run(cli(data, enc, tmp_path / "ra", tmp_path / "a.safetensors", *steps))
     cmd = cli(data, enc, tmp_path / "rb", tmp_path / "b.safetensors", *steps)
-    proc = subprocess.Popen(cmd + ["train.step_delay_s=0.15"], cwd=REPO, env=env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
     log = tmp_path / "rb" / "log.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if log.exists() and len(log.read_text().splitlines()) >= 15:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)  # no chance to save: resume must start from the last periodic checkpoint
-    proc.wait()
+    kill_after_logged(cmd + ["train.step_delay_s=0.15"], log, 15)
     state = torch.load(tmp_path / "rb" / "state.pt", weights_only=False)
     assert 6 <= state["step"] < 40 and not (tmp_path / "b.safetensors").exists()
-    r = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True, timeout=300, check=False)
-    assert r.returncode == 0, r.stderr[-3000:]
+    run(cmd)
     a, _ = checkpoints.read_safetensors(tmp_path / "a.safetensors")
     b, _ = checkpoints.read_safetensors(tmp_path / "b.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -187,14 +168,13 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_weights(tmp_path):
 def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path):
     data = make_dataset(tmp_path / "d", episodes=6)
     enc = save_encoder(tmp_path / "enc.safetensors")
-    run = tmp_path / "run"
+    run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
-           "apps.post_train", "--data", str(data), "--encoder", str(enc), "--run-dir", str(run),
+           "apps.post_train", "--data", str(data), "--encoder", str(enc), "--run-dir", str(run_dir),
            "--out", str(tmp_path / "p.safetensors"), *ARGS, "train.steps=12", "device=cpu"]
-    r = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True, timeout=300, check=False)
-    assert r.returncode == 0, r.stderr[-3000:]
-    r0 = json.loads((run / "final_rank0.json").read_text())
-    r1 = json.loads((run / "final_rank1.json").read_text())
+    run(cmd)
+    r0 = json.loads((run_dir / "final_rank0.json").read_text())
+    r1 = json.loads((run_dir / "final_rank1.json").read_text())
     assert r0["world_size"] == r1["world_size"] == 2 and r0["step"] == r1["step"] == 12
     assert r0["weights_sha256"] == r1["weights_sha256"]
     init = build_predictor(PRED, embed_dim=64, grid_size=4, seed=0)
