@@ -172,7 +172,7 @@ def test_the_sim_camera_must_be_the_one_the_predictor_was_trained_on(tmp_path, c
     render_goal.main(["--task", "reach", "--seed", "2", "--out", str(exterior_goal), "--size", "32", "--camera", "exterior"])
     assert json.loads(goal.with_suffix(".json").read_text())["camera"] == "workspace"
     err = user_error(capsys, plan_goal.main, ["--goal", str(goal), "--steps", "1", "--log-dir", str(tmp_path / "log"), *overrides])
-    assert "post-trained on the sim's 'exterior' camera, but env.camera=workspace" in err
+    assert "trained on the sim's 'exterior' camera, but env.camera=workspace" in err
     # A goal photographed from another camera than the episode's is refused too, whatever the policy.
     err = user_error(capsys, plan_goal.main, ["--goal", str(exterior_goal), "--policy", "random", "--steps", "1", "--log-dir", str(tmp_path / "log"), *overrides])
     assert re.search(r"exterior_goal\.png was rendered from the sim's 'exterior' camera.*set env\.camera=exterior", err)
