@@ -118,6 +118,12 @@ Composed config (`configs/train_lewm.yaml`):
 Next-embedding MSE {val.get('model')} against {val.get('copy_last')} for copying the last embedding (ratio
 {val.get('ratio_model_to_copy')}) over {val.get('clips')} clips; embeddings in eval mode: mean std {val.get('std_mean')},
 effective rank {val.get('effective_rank')}.
+
+## Integrity
+
+The file's metadata records `content_sha256` = `{meta['content_sha256']}`: sha256 over every tensor's name,
+dtype, shape and bytes (`worldmodel.checkpoints.tensors_sha256`). Loading recomputes it and refuses a file
+that differs.
 """
     return write_card(out.with_suffix(".md"), card)
 
