@@ -108,7 +108,8 @@ Composed config (`configs/train_lewm.yaml`):
 - {last.get('step', '?')} steps, wall time {log_wall_time(run_dir / 'log.jsonl') / 60:.1f} min of training
   ({last.get('clips_per_s', '?')} clips/s in the last segment; threads={cfg.get('threads')}).
 - loss (prediction MSE + {cfg.get('train', {}).get('sigreg_weight')} x SIGReg): first {first.get('loss')}, last {last.get('loss')};
-  prediction MSE first {first.get('pred_loss')}, last {last.get('pred_loss')}; SIGReg first {first.get('sigreg')}, last {last.get('sigreg')}.
+  prediction MSE first {first.get('pred_loss')}, last {last.get('pred_loss')}; SIGReg first {first.get('sigreg')}, last {last.get('sigreg')};
+  latent-path curvature (weight {cfg.get('train', {}).get('straightness_weight', 0.0)}) first {first.get('curvature')}, last {last.get('curvature')}.
 - batch embeddings at the end: mean per-dimension std {last.get('std_mean')}, effective rank {last.get('effective_rank')}
   of {arch['embed_dim']}.
 - loss log: `{run_dir / 'log.jsonl'}`; resume state: `{run_dir / 'state.pt'}`.
@@ -117,7 +118,7 @@ Composed config (`configs/train_lewm.yaml`):
 
 Next-embedding MSE {val.get('model')} against {val.get('copy_last')} for copying the last embedding (ratio
 {val.get('ratio_model_to_copy')}) over {val.get('clips')} clips; embeddings in eval mode: mean std {val.get('std_mean')},
-effective rank {val.get('effective_rank')}.
+effective rank {val.get('effective_rank')}; latent-path curvature {val.get('curvature')}.
 
 ## Integrity
 

@@ -12,7 +12,7 @@ from worldmodel import checkpoints
 from worldmodel.data.lerobot_dataset import LeRobotDataset
 from worldmodel.lewm.model import LeWM, LeWMWorldModel
 from worldmodel.lewm.sigreg import collapse_diagnostics, epps_pulley, random_directions, sigreg
-from worldmodel.lewm.train import EmbeddingCollapse, LeWMTrainConfig, build_trainer, train_lewm
+from worldmodel.lewm.train import EmbeddingCollapse, LeWMTrainConfig, build_trainer, curvature, train_lewm
 from worldmodel.pretrain import load_clip_memory
 from worldmodel.protocol import ContextRollout
 
@@ -182,3 +182,24 @@ def test_a_collapsing_run_is_refused_with_the_figures(memories, tmp_path):
     with pytest.raises(EmbeddingCollapse, match=r"collapsed at step 3 \(effective rank"):
         train_lewm(trainer, train, tmp_path / "run", tmp_path / "m.safetensors", progress=False)
     assert not (tmp_path / "m.safetensors").exists() and (tmp_path / "run" / "state.pt").exists()
+
+
+def test_curvature_is_zero_on_straight_paths_and_grows_as_they_turn():
+    d = torch.randn(2, 1, 8, generator=torch.Generator().manual_seed(0))
+    speeds = torch.tensor([0.0, 1.0, 3.0, 3.5, 7.0])[None, :, None]  # uneven speed along one line
+    assert curvature(d * speeds + 5.0) < 1e-5
+    turn = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]])  # a right angle
+    back = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]]])  # doubles back
+    assert curvature(turn) == pytest.approx(1.0) and curvature(back) == pytest.approx(2.0)
+
+
+def test_the_straightness_term_straightens_the_latent_paths(memories, tmp_path):
+    train, val = memories
+    bends = {}
+    for w in (0.0, 1.0):
+        trainer = build_trainer(TINY, _cfg(steps=40, straightness_weight=w), train)
+        s = train_lewm(trainer, train, tmp_path / f"run{w}", val_memory=val, progress=False, log_every=5)
+        rows = [json.loads(x) for x in (tmp_path / f"run{w}" / "log.jsonl").read_text().splitlines()]
+        assert np.isfinite(s["validation"]["curvature"])
+        bends[w] = np.mean([r["curvature"] for r in rows[-4:]])  # the training batches' paths
+    assert bends[1.0] < 0.75 * bends[0.0], bends

@@ -4,6 +4,11 @@ Per clip of T frames (uint8, decoded once into memory) and their actions:
     z_t = encoder(frame_t)                                        [B, T, D]
     pred = predictor(z_0 .. z_{T-2}, a_0 .. a_{T-2})              [B, T-1, D]  (causal: pred_t sees z_<=t)
     loss = mean (pred - z_1..z_{T-1})^2 + sigreg_weight * SIGReg(all B * T embeddings)
+           [+ straightness_weight * curvature(z)]
+The optional curvature term, 1 - cos between successive latent steps z_{t+1} - z_t, asks the encoder for
+straight latent paths. A planner needs the energy to the goal to fall all the way along a path toward
+it, and along a straight path it does; SIGReg alone spreads the embeddings but leaves far frames about
+equally far (benchmarks/goal_energy_profile.py). The term is off by default (LeWM's recipe).
 Gradients flow into both sides of the prediction loss (no stop-gradient, no EMA target): SIGReg alone
 keeps the embeddings from collapsing. The directions of each step's SIGReg sketch come from the trainer's
 generator, as do the clips, so a killed and resumed run repeats the uninterrupted one exactly.
@@ -61,10 +66,18 @@ class LeWMTrainConfig:
     grad_clip: float = 1.0
     sigreg_weight: float = 0.1  # lambda, LeWM's only loss weight
     sigreg_directions: int = 256
+    straightness_weight: float = 0.0  # curvature of the clip's latent path (0: LeWM's two-term loss)
     collapse_after: int = 200  # steps before the collapse check starts
     min_effective_rank: float = 2.0  # of the batch's embeddings (D for an isotropic cloud, 1 for a line)
     min_std: float = 0.05  # mean per-dimension std of the batch's embeddings
     seed: int = 0
+
+
+def curvature(z: torch.Tensor) -> torch.Tensor:
+    """Mean 1 - cos between successive steps of each latent path, z [B, T, D] with T >= 3: 0 on a
+    straight path whatever its speed, 1 on one that turns at right angles, 2 on one that doubles back."""
+    v = z[:, 1:] - z[:, :-1]  # [B, T-1, D]
+    return (1 - F.cosine_similarity(v[:, 1:], v[:, :-1], dim=-1, eps=1e-6)).mean()
 
 
 def sample_batch(memory: ClipMemory, starts: torch.Tensor, cfg: LeWMTrainConfig, g: torch.Generator,
@@ -113,7 +126,11 @@ class LeWMTrainer:
         z = z.float()
         pred_loss = F.mse_loss(pred.float(), z[:, 1:])
         reg = sigreg(z, directions=directions)
-        return pred_loss + self.cfg.sigreg_weight * reg, pred_loss, reg, z
+        loss = pred_loss + self.cfg.sigreg_weight * reg
+        bend = curvature(z) if z.shape[1] >= 3 else z.new_zeros(())
+        if self.cfg.straightness_weight:
+            loss = loss + self.cfg.straightness_weight * bend
+        return loss, pred_loss, reg, bend, z
 
     def step(self, batch) -> dict:
         c = self.cfg
@@ -121,7 +138,7 @@ class LeWMTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         directions = random_directions(self.model.embed_dim, c.sigreg_directions, self.generator).to(self.device)
-        loss, pred_loss, reg, z = self.loss(*batch, directions)
+        loss, pred_loss, reg, bend, z = self.loss(*batch, directions)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip) if c.grad_clip else torch.tensor(0.0)
@@ -137,7 +154,7 @@ class LeWMTrainer:
                 f"train-lewm: the embeddings collapsed at step {self.step_count} (effective rank "
                 f"{diag['effective_rank']:.2f} < {c.min_effective_rank} or mean std {diag['std_mean']:.3f} < {c.min_std}; "
                 f"SIGReg {reg.item():.2f}): raise train.sigreg_weight or lower train.lr, and start a new run_dir")
-        return {"loss": loss.item(), "pred_loss": pred_loss.item(), "sigreg": reg.item(), "lr": lr,
+        return {"loss": loss.item(), "pred_loss": pred_loss.item(), "sigreg": reg.item(), "curvature": bend.item(), "lr": lr,
                 "grad_norm": float(grad_norm), **diag}
 
     def state_dict(self) -> dict:
@@ -178,13 +195,14 @@ def validate(trainer: LeWMTrainer, memory: ClipMemory, max_clips: int = 1000, ba
     if starts.numel() > max_clips:
         starts = starts[torch.randperm(starts.numel(), generator=torch.Generator().manual_seed(cfg.seed))[:max_clips]]
     model.eval()
-    sums, zs = {"model": 0.0, "copy_last": 0.0}, []
+    sums, zs = {"model": 0.0, "copy_last": 0.0, "curvature": 0.0}, []
     for i in range(0, starts.numel(), batch_size):
         idx = starts[i : i + batch_size, None] + torch.arange(cfg.num_frames) * cfg.frame_step  # [b, T]
         z = trainer.embed(memory.frames[idx])  # [b, T, D]
         pred, _ = model.predictor(z[:, :-1], memory.actions[idx][:, :-1].to(trainer.device))
         sums["model"] += float(((pred.float() - z[:, 1:]) ** 2).mean(dim=(1, 2)).sum())
         sums["copy_last"] += float(((z[:, :-1] - z[:, 1:]) ** 2).mean(dim=(1, 2)).sum())
+        sums["curvature"] += float(curvature(z)) * z.shape[0] if z.shape[1] >= 3 else 0.0
         zs.append(z.flatten(0, 1))
     model.train()
     n = max(1, starts.numel())
