@@ -69,17 +69,18 @@ def test_collapse_diagnostics():
 # ----------------------------------------------------------------------------- model
 
 
-def _model(seed=0) -> LeWM:
+def _model(seed=0, modulation="per_block") -> LeWM:
     torch.manual_seed(seed)
-    m = LeWM(img_size=32, **TINY)
+    m = LeWM(img_size=32, modulation=modulation, **TINY)
     with torch.no_grad():  # the zero-initialised gates would make every action look alike
         for p in m.predictor.parameters():
             p.add_(0.05 * torch.randn_like(p))
     return m.eval()
 
 
-def test_cached_rollout_equals_a_full_recompute_of_the_history():
-    wm = LeWMWorldModel(_model())
+@pytest.mark.parametrize("modulation", ["per_block", "shared"])
+def test_cached_rollout_equals_a_full_recompute_of_the_history(modulation):
+    wm = LeWMWorldModel(_model(modulation=modulation))
     assert isinstance(wm, ContextRollout)
     frames = np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)
     z = wm.encode(frames)[None]  # [1, 4, 1, D]
@@ -94,6 +95,19 @@ def test_cached_rollout_equals_a_full_recompute_of_the_history():
     torch.testing.assert_close(per_candidate, cached, atol=1e-5, rtol=1e-5)
     other = wm.rollout(z, None, actions.flip(0), past_actions=past)
     assert not torch.allclose(other, cached)  # the actions matter
+
+
+def test_shared_modulation_is_one_linear_for_all_blocks():
+    per_block, shared = _model().predictor, _model(modulation="shared").predictor
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    W, depth = 32, 2
+    # depth Linear(W, 6W) become one, plus a 6W table per block
+    assert n(per_block) - n(shared) == depth * (6 * W * W + 6 * W) - (6 * W * W + 6 * W) - depth * 6 * W
+    assert all(not hasattr(b, "modulation") and b.table.shape == (6 * W,) for b in shared.blocks)
+    fresh = LeWM(img_size=32, modulation="shared", **TINY).predictor  # zero gates: the identity of the input map
+    assert torch.count_nonzero(fresh.shared_modulation.weight) == 0
+    with pytest.raises(ValueError, match="modulation 'film'"):
+        LeWM(img_size=32, modulation="film", **TINY)
 
 
 def test_file_round_trip_keeps_weights_and_action_statistics(tmp_path):

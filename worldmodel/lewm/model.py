@@ -73,21 +73,34 @@ class LeWMEncoder(nn.Module):
         return self.projector(self.norm(x[:, 0]))  # [B, D]
 
 
+MODULATIONS = ("per_block", "shared")
+
+
 class AdaLNBlock(nn.Module):
     """Pre-norm block whose LayerNorms are modulated by a conditioning vector c (AdaLN-zero):
-    x + g1 * attn(LN(x) * (1 + s1) + b1), then x + g2 * mlp(LN(x) * (1 + s2) + b2)."""
+    x + g1 * attn(LN(x) * (1 + s1) + b1), then x + g2 * mlp(LN(x) * (1 + s2) + b2).
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0):
+    modulation "per_block": the six vectors are this block's Linear(SiLU(c)), as in DiT. "shared"
+    (adaLN-single, PixArt-alpha): they are one Linear(SiLU(c)) computed once for all blocks (``shared``)
+    plus this block's learned offsets ``table``, which costs 6 W^2 per token once instead of per block."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, modulation: str = "per_block"):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.attn = Attention(dim, num_heads)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.mlp = MLP(dim, int(dim * mlp_ratio))
-        self.modulation = nn.Linear(dim, 6 * dim)  # zero-initialised by the predictor
+        if modulation == "per_block":
+            self.modulation = nn.Linear(dim, 6 * dim)  # zero-initialised by the predictor
+        else:
+            self.table = nn.Parameter(torch.zeros(6 * dim))
 
-    def forward(self, x, c, cos, sin, attn_mask=None, kv_prefix: KV | None = None) -> tuple[torch.Tensor, KV]:
-        """x [B, T, W], c [B, T, W] -> ([B, T, W], this call's keys / values with the prefix)."""
-        b1, s1, g1, b2, s2, g2 = self.modulation(F.silu(c)).chunk(6, dim=-1)  # each [B, T, W]
+    def forward(self, x, c, cos, sin, attn_mask=None, kv_prefix: KV | None = None,
+                shared: torch.Tensor | None = None) -> tuple[torch.Tensor, KV]:
+        """x [B, T, W], c [B, T, W] (or, shared modulation, ``shared`` [B, T, 6W]) -> ([B, T, W], this
+        call's keys / values with the prefix)."""
+        m = self.modulation(F.silu(c)) if shared is None else shared + self.table  # [B, T, 6W]
+        b1, s1, g1, b2, s2, g2 = m.chunk(6, dim=-1)  # each [B, T, W]
         y, kv = self.attn(self.norm1(x) * (1 + s1) + b1, cos, sin, attn_mask=attn_mask, kv_prefix=kv_prefix)
         x = x + g1 * y
         x = x + g2 * self.mlp(self.norm2(x) * (1 + s2) + b2)
@@ -99,19 +112,25 @@ class LeWMPredictor(nn.Module):
     Actions are standardised with the training data's mean / std (buffers, saved with the weights)."""
 
     def __init__(self, embed_dim: int, width: int, depth: int, num_heads: int, action_dim: int = 7,
-                 mlp_ratio: float = 4.0):
+                 mlp_ratio: float = 4.0, modulation: str = "per_block"):
         super().__init__()
+        if modulation not in MODULATIONS:
+            raise ValueError(f"LeWM predictor: modulation {modulation!r} is not one of {MODULATIONS}")
         self.width, self.head_dim = width, width // num_heads
         self.input_proj = nn.Linear(embed_dim, width)
         self.action_encoder = nn.Sequential(nn.Linear(action_dim, width), nn.SiLU(), nn.Linear(width, width))
-        self.blocks = nn.ModuleList([AdaLNBlock(width, num_heads, mlp_ratio) for _ in range(depth)])
+        self.blocks = nn.ModuleList([AdaLNBlock(width, num_heads, mlp_ratio, modulation) for _ in range(depth)])
+        self.shared_modulation = nn.Linear(width, 6 * width) if modulation == "shared" else None
         self.final_norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.final_modulation = nn.Linear(width, 2 * width)
         self.output_proj = nn.Linear(width, embed_dim)
         self.register_buffer("action_mean", torch.zeros(action_dim))
         self.register_buffer("action_std", torch.ones(action_dim))
         init_vit_weights(self, self.blocks)
-        for m in [*(b.modulation for b in self.blocks), self.final_modulation]:
+        per_block = [b.modulation for b in self.blocks if hasattr(b, "modulation")]
+        for m in [*per_block, self.shared_modulation, self.final_modulation]:
+            if m is None:
+                continue
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
 
@@ -142,9 +161,10 @@ class LeWMPredictor(nn.Module):
         mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril() if T > 1 else None  # [T, T]
         if mask is not None and prefix is not None:  # the new steps see every earlier step
             mask = torch.cat([mask.new_ones(T, t0), mask], dim=1)  # [T, t0 + T]
+        shared = None if self.shared_modulation is None else self.shared_modulation(F.silu(c))  # [B, T, 6W]
         cache = []
         for i, blk in enumerate(self.blocks):
-            x, kv = blk(x, c, cos, sin, attn_mask=mask, kv_prefix=None if prefix is None else prefix[i])
+            x, kv = blk(x, c, cos, sin, attn_mask=mask, kv_prefix=None if prefix is None else prefix[i], shared=shared)
             cache.append(kv)
         return self._out(x, c), cache
 
@@ -164,17 +184,19 @@ class LeWM(nn.Module):
 
     def __init__(self, img_size: int = 128, patch_size: int = 16, encoder_width: int = 128, encoder_depth: int = 4,
                  encoder_heads: int = 4, embed_dim: int = 192, proj_hidden: int = 512, predictor_width: int = 192,
-                 predictor_depth: int = 6, predictor_heads: int = 4, action_dim: int = 7, mlp_ratio: float = 4.0):
+                 predictor_depth: int = 6, predictor_heads: int = 4, action_dim: int = 7, mlp_ratio: float = 4.0,
+                 modulation: str = "per_block"):
         super().__init__()
         self.arch = dict(img_size=img_size, patch_size=patch_size, encoder_width=encoder_width,
                          encoder_depth=encoder_depth, encoder_heads=encoder_heads, embed_dim=embed_dim,
                          proj_hidden=proj_hidden, predictor_width=predictor_width, predictor_depth=predictor_depth,
-                         predictor_heads=predictor_heads, action_dim=action_dim, mlp_ratio=mlp_ratio)
+                         predictor_heads=predictor_heads, action_dim=action_dim, mlp_ratio=mlp_ratio,
+                         modulation=modulation)
         self.img_size, self.embed_dim, self.action_dim = img_size, embed_dim, action_dim
         self.encoder = LeWMEncoder(img_size, patch_size, encoder_width, encoder_depth, encoder_heads, embed_dim,
                                    proj_hidden)
         self.predictor = LeWMPredictor(embed_dim, predictor_width, predictor_depth, predictor_heads, action_dim,
-                                       mlp_ratio)
+                                       mlp_ratio, modulation)
 
     def forward(self, x: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training pass: normalised clips x [B, T, 3, S, S], actions [B, T, A] -> (embeddings z [B, T, D],
