@@ -21,6 +21,14 @@ def resolve_path(path: str) -> Path:
     return PROJECT_ROOT / p
 
 
+def world_model_overrides(spec: str) -> list[str]:
+    """A benchmark's --world-models entry as Hydra overrides: "lewm" picks configs/world_model/lewm.yaml,
+    "lewm:runs/x.safetensors" the same config with that file, to measure a trained model beside the
+    shipped ones."""
+    name, _, path = spec.partition(":")
+    return [f"world_model={name}"] + ([f"world_model.path={path}"] if path else [])
+
+
 def load_world_model(cfg: Mapping[str, Any]):
     from worldmodel.compute_dtype import resolve_dtype
     from worldmodel.world_model import VJEPAWorldModel

@@ -38,18 +38,18 @@ def episode(seed: int, image_size: int, camera: str, steps: int = 16):
 
 def main() -> None:
     from apps.cli import compose_config
-    from apps.models import load_world_model
+    from apps.models import load_world_model, world_model_overrides
     from omegaconf import OmegaConf
     from planners.energy import l1_energy
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=3000)
-    parser.add_argument("--world-models", nargs="+", default=["sim"], help="world_model configs, e.g. sim lewm")
+    parser.add_argument("--world-models", nargs="+", default=["sim"], help="world_model configs, e.g. sim lewm (or lewm:FILE)")
     parser.add_argument("overrides", nargs="*", help="plan-goal overrides (env.camera, env.image_size, ...)")
     args = parser.parse_args()
     cfg = compose_config("plan_goal", args.overrides)
-    models = {n: load_world_model(OmegaConf.to_container(compose_config("plan_goal", [*args.overrides, f"world_model={n}"]).world_model))
+    models = {n: load_world_model(OmegaConf.to_container(compose_config("plan_goal", [*args.overrides, *world_model_overrides(n)]).world_model))
               for n in args.world_models}
     shares: dict[str, list[tuple[float, float]]] = {n: [] for n in models}
     for seed in range(args.first_seed, args.first_seed + args.seeds):

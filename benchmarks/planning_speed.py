@@ -195,6 +195,7 @@ def measure(args, cfg, dtype_setting: str, peaks: dict) -> dict:
 
 def main() -> None:
     from apps.cli import compose_config
+    from apps.models import world_model_overrides
     from worldmodel.compute_dtype import cpu_info
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -204,13 +205,13 @@ def main() -> None:
     parser.add_argument("--dtypes", nargs="+", default=None, help="compute dtypes to measure in turn (default: world_model.dtype)")
     parser.add_argument("--cap-isa", choices=sorted(ISA_CAPS), help="run as a CPU limited to this instruction set would")
     parser.add_argument("--world-models", nargs="+", default=None,
-                        help="world_model configs to measure in turn, side by side (e.g. sim lewm)")
+                        help="world_model configs to measure in turn, side by side (e.g. sim lewm, or lewm:FILE)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for plan_goal, e.g. planner.num_samples=300")
     args = parser.parse_args()
     if args.cap_isa:
         cap_isa(args.cap_isa)
     names = args.world_models or [None]
-    cfgs = [compose_config("plan_goal", args.overrides + ([f"world_model={n}"] if n else [])) for n in names]
+    cfgs = [compose_config("plan_goal", args.overrides + (world_model_overrides(n) if n else [])) for n in names]
     cfg = cfgs[0]
     device = cfg.world_model.device
     print(f"CPU: {cpu_info().describe()}; torch {torch.__version__}, ATen vector ISA {torch.backends.cpu.get_cpu_capability()}")

@@ -35,6 +35,15 @@ def test_flags_and_hydra_overrides_compose(capsys):
     assert "goal: x.png" in printed and "image_size: 64" in printed
 
 
+def test_a_benchmark_world_model_entry_picks_a_config_and_optionally_a_file():
+    from apps.models import world_model_overrides
+
+    plain = compose_config("plan_goal", world_model_overrides("lewm")).world_model
+    assert plain.source == "lewm" and plain.path == "checkpoints/lewm_sim_workspace.safetensors"
+    other = compose_config("plan_goal", world_model_overrides("lewm:runs/x.safetensors")).world_model
+    assert other.source == "lewm" and other.path == "runs/x.safetensors"
+
+
 def test_a_stray_positional_argument_is_refused(capsys):
     with pytest.raises(SystemExit):
         plan_goal.main(["goal.png"])
