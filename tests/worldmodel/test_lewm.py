@@ -205,6 +205,8 @@ def test_curvature_is_zero_on_straight_paths_and_grows_as_they_turn():
     turn = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]])  # a right angle
     back = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]]])  # doubles back
     assert curvature(turn) == pytest.approx(1.0) and curvature(back) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="at least 3 frames"):
+        _cfg(num_frames=2, straightness_weight=0.1)
 
 
 def test_the_straightness_term_straightens_the_latent_paths(memories, tmp_path):

@@ -72,6 +72,11 @@ class LeWMTrainConfig:
     min_std: float = 0.05  # mean per-dimension std of the batch's embeddings
     seed: int = 0
 
+    def __post_init__(self):
+        if self.straightness_weight and self.num_frames < 3:
+            raise ValueError(f"train-lewm: train.straightness_weight needs clips of at least 3 frames to measure a "
+                             f"turn, and train.num_frames is {self.num_frames}")
+
 
 def curvature(z: torch.Tensor) -> torch.Tensor:
     """Mean 1 - cos between successive steps of each latent path, z [B, T, D] with T >= 3: 0 on a
