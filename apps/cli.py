@@ -13,16 +13,13 @@ import functools
 import logging
 import os
 import sys
-from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-import configs
+from configs import compose_config
 
-CONFIG_DIR = Path(configs.__file__).parent
 DEBUG_ENV = "VJEPA_DEBUG"
 # What a person's input can cause: bad files (goal images, checkpoints, datasets, specs: ValueError and its
 # subclasses GoalImageError, DatasetError, CheckpointMismatchError), missing or unreadable paths, bad config.
@@ -87,13 +84,6 @@ def parse(
         print(OmegaConf.to_yaml(cfg))
         raise SystemExit(0)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return cfg
-
-
-def compose_config(config_name: str, overrides: list[str] | None = None) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=overrides or [])
-    OmegaConf.set_readonly(cfg, True)
     return cfg
 
 

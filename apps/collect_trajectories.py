@@ -109,7 +109,9 @@ def _driver(task: str):
 
 
 def run_job(job: EpisodeJob) -> dict:
-    from apps.episode_log import EpisodeRecorder
+    from control.loop import steps
+    from control.policies import ScenePolicy
+    from control.recording import EpisodeRecorder
     from envs.policies import GripperPerturbation, NoisyOracle, RandomExploration
 
     cfg = _worker["cfg"]
@@ -117,28 +119,23 @@ def run_job(job: EpisodeJob) -> dict:
     obs = driver.reset(seed=job.seed)
     if _worker["recorder"] is None:
         size = obs.image.shape[:2]
-        _worker["recorder"] = EpisodeRecorder(cfg.out, cfg.env.camera, size, fps=round(1 / driver.env.controller.cfg.control_dt), privileged=True)
+        _worker["recorder"] = EpisodeRecorder(cfg.out, cfg.env.camera, size, fps=round(driver.control_hz), privileged=True)
     recorder = _worker["recorder"]
     rng = np.random.default_rng(job.seed + 1_000_003)
-    scene = driver.env.scene
     if job.policy.startswith("oracle"):
-        policy = NoisyOracle(driver.env.oracle(), rng, float(cfg.oracle_noise))
+        scripted = NoisyOracle(driver.oracle(), rng, float(cfg.oracle_noise))
         if job.policy == "oracle+contact":
-            policy = GripperPerturbation(policy, rng, prob=float(cfg.contact_prob))
+            scripted = GripperPerturbation(scripted, rng, prob=float(cfg.contact_prob))
     else:
-        policy = RandomExploration(rng, step=float(cfg.random_scale), smoothing=0.6)
+        scripted = RandomExploration(rng, step=float(cfg.random_scale), smoothing=0.6)
     recorder.start(TASK_TEXT[job.task], obs)
-    after_success = 0
-    for _ in range(driver.env.max_steps):
-        sent = driver.act(policy.act(scene))
-        obs = driver.observe()
-        recorder.record(sent, obs)
-        # Oracle episodes end two steps after success, so the data shows the goal being held.
-        after_success += bool(obs.info["success"])
-        if after_success > 2:
-            break
+    length = 1
+    # Oracle episodes end two steps after success, so the data shows the goal being held.
+    for record in steps(driver, ScenePolicy(driver, scripted), obs, driver.step_budget, success_steps=3):
+        recorder.record(record.sent, record.obs)
+        obs, length = record.obs, record.step + 1
     episode_index = recorder.finish(info={"job_task": job.task, "seed": job.seed, "policy": job.policy})
-    return {"episode_index": episode_index, "task": job.task, "policy": job.policy, "success": bool(obs.info["success"]), "length": driver.env.steps + 1}
+    return {"episode_index": episode_index, "task": job.task, "policy": job.policy, "success": bool(obs.info["success"]), "length": length}
 
 
 def committed(out: str | Path) -> tuple[set[tuple[str, int]], int]:

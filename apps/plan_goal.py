@@ -18,23 +18,20 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from apps.cli import command, parse
-from apps.episode_log import EpisodeRecorder
-from apps.episode_runner import OraclePolicy, PlannerPolicy, RandomPolicy, even_switch_every, run_episode
-from apps.goal_image import load_goal_image
 from apps.render_goal import sidecar_path
-from apps.visualize import RerunLogger
+from control.goal_image import load_goal_image
+from control.loop import run_episode
+from control.policies import PlannerPolicy, RandomPolicy, oracle_policy
+from control.recording import EpisodeRecorder
+from control.rerun_log import RerunLogger
 from envs.tasks import EpisodeSpec
+from planners.subgoals import SubgoalMPC
 from robot_drivers.factory import make_driver
 
 log = logging.getLogger(__name__)
 
 
-def task_budget(driver, default: int = 20) -> int:
-    """The task's step budget: from the in-process sim, or from a sim behind a robot server."""
-    if hasattr(driver, "env"):
-        return int(driver.env.max_steps)
-    backend = (getattr(driver, "server_info", None) or {}).get("backend", {})
-    return int(backend.get("max_steps") or default)
+DEFAULT_BUDGET = 20  # steps, where neither --steps nor the robot (a real arm) gives one
 
 
 def load_episode_spec(goal: Path) -> tuple[EpisodeSpec | None, str | None]:
@@ -79,7 +76,7 @@ def run(cfg: DictConfig) -> dict:
     env_cfg = OmegaConf.merge(cfg.env, {"task": spec.task} if spec else {})
     check_goal_camera(goal_path, goal_camera, env_cfg, cfg.driver)
     if cfg.policy == "planner":
-        from apps.models import check_sim_camera
+        from control.build import check_sim_camera
 
         check_sim_camera(cfg.world_model, env_cfg, cfg.driver)
     driver = make_driver(cfg.driver, env_cfg, episode=spec)
@@ -89,17 +86,17 @@ def run(cfg: DictConfig) -> dict:
         raise SystemExit(f"plan-goal: unknown policy {cfg.policy!r} (planner, oracle or random)")
 
     obs = driver.reset()
-    budget = int(cfg.max_steps or task_budget(driver))
+    budget = int(cfg.max_steps or driver.step_budget or DEFAULT_BUDGET)
     if cfg.policy == "planner":
-        from apps.models import describe_compute, load_world_model, make_mpc
+        from control.build import describe_compute, load_world_model, make_mpc
 
         print(f"plan-goal: world model in {describe_compute(cfg.world_model)}", flush=True)
 
-        goals, sub = [*subgoal_images, goal_image], cfg.subgoals
-        every = even_switch_every(budget, len(goals), sub.switch_every, sub.switch_energy)
-        policy = PlannerPolicy(make_mpc(load_world_model(cfg.world_model), cfg.planner), goals, switch_every=every, switch_energy=sub.switch_energy)
+        mpc = make_mpc(load_world_model(cfg.world_model), cfg.planner)
+        policy = PlannerPolicy(SubgoalMPC(mpc, [*subgoal_images, goal_image], switch_every=cfg.subgoals.switch_every,
+                                          switch_energy=cfg.subgoals.switch_energy, budget=budget))
     else:
-        policy = OraclePolicy(driver) if cfg.policy == "oracle" else RandomPolicy(int(cfg.env.seed))
+        policy = oracle_policy(driver) if cfg.policy == "oracle" else RandomPolicy(int(cfg.env.seed))
     recorder = EpisodeRecorder(cfg.log_dir, cfg.env.camera, obs.image.shape[:2], fps=4, privileged=bool(obs.info))
     recorder.start(f"reach the goal image {goal_path.name}", obs)
     viz = RerunLogger(cfg.rerun, camera=cfg.env.camera) if cfg.rerun else None
@@ -114,7 +111,7 @@ def run(cfg: DictConfig) -> dict:
     try:
         episode = run_episode(
             driver, policy, obs, budget, recorder=recorder, viz=viz,
-            stop_on_success=bool(cfg.stop_on_success), energy_threshold=cfg.energy_threshold,
+            success_steps=1 if cfg.stop_on_success else None, energy_threshold=cfg.energy_threshold,
             log=lambda line: print(line, flush=True),
         )
     finally:

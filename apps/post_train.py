@@ -16,7 +16,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from apps.cli import command, parse
-from apps.model_card import write_card
+from worldmodel.model_card import write_card
 
 
 def train_config(cfg: DictConfig):
@@ -27,7 +27,7 @@ def train_config(cfg: DictConfig):
 
 
 def run(cfg: DictConfig, progress: bool = True) -> dict:
-    from apps.models import resolve_path
+    from control.build import resolve_path
     from worldmodel.train import post_train
 
     return post_train(

@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from apps.cli import command, parse
-from apps.model_card import write_card
+from worldmodel.model_card import write_card
 
 
 def pretrain_config(cfg: DictConfig):

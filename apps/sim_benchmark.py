@@ -54,8 +54,10 @@ def _init_worker(cfg_yaml: str, threads: int) -> None:
 
 
 def _run_job(job: Job) -> dict:
-    from apps.episode_runner import OraclePolicy, PlannerPolicy, RandomPolicy, even_switch_every, run_episode
-    from apps.visualize import RerunLogger
+    from control.loop import run_episode
+    from control.policies import PlannerPolicy, RandomPolicy, oracle_policy
+    from control.rerun_log import RerunLogger
+    from planners.subgoals import SubgoalMPC
     from robot_drivers.factory import make_driver
 
     cfg = _worker["cfg"]
@@ -64,20 +66,20 @@ def _run_job(job: Job) -> dict:
     driver = _worker["drivers"][job.task]
     obs = driver.reset(seed=job.seed)
     goal = driver.goal_image()
-    budget = driver.env.max_steps
+    budget = driver.step_budget
+    goals = None
     if job.policy == "planner":
         if _worker["mpc"] is None:
-            from apps.models import load_world_model, make_mpc
+            from control.build import load_world_model, make_mpc
 
             _worker["mpc"] = make_mpc(load_world_model(cfg.world_model), cfg.planner)
         if cfg.planner.seed is not None:  # per episode: results must not depend on which worker ran what before
             _worker["mpc"].planner.reseed(int(cfg.planner.seed) + job.seed)
-        goals = driver.env.subgoal_images() if cfg.subgoals.enabled else [goal]
-        sub = cfg.subgoals
-        every = even_switch_every(budget, len(goals), sub.switch_every, sub.switch_energy)
-        policy = PlannerPolicy(_worker["mpc"], goals, switch_every=every, switch_energy=sub.switch_energy)
+        goals = driver.subgoal_images() if cfg.subgoals.enabled else [goal]
+        policy = PlannerPolicy(SubgoalMPC(_worker["mpc"], goals, switch_every=cfg.subgoals.switch_every,
+                                          switch_energy=cfg.subgoals.switch_energy, budget=budget))
     elif job.policy == "oracle":
-        policy = OraclePolicy(driver)
+        policy = oracle_policy(driver)
     else:
         policy = RandomPolicy(job.seed + 7_919)
     viz = None
@@ -85,8 +87,8 @@ def _run_job(job: Job) -> dict:
         viz = RerunLogger(str(Path(cfg.rerun) / f"{job.task}_{job.policy}_{job.seed}.rrd"), recording=f"{job.task}-{job.policy}-{job.seed}",
                           camera=cfg.env.camera)
         viz.log_goal(goal)
-        if job.policy == "planner" and len(policy.goals) > 1:
-            viz.log_subgoals(policy.goals[:-1])
+        if goals and len(goals) > 1:
+            viz.log_subgoals(goals[:-1])
     t0 = time.perf_counter()
     result = run_episode(driver, policy, obs, budget, viz=viz, log=None)
     if viz:
@@ -98,7 +100,7 @@ def _run_job(job: Job) -> dict:
         "final_distance": result.final_distance,
         "choose_seconds_median": float(np.median(result.choose_seconds)) if job.policy == "planner" else None,
         "final_energy": result.energies[-1] if result.energies else None,
-        "goal_images": len(policy.goals) if job.policy == "planner" else None,  # sub-goals + the goal
+        "goal_images": len(goals) if goals else None,  # the planner's sub-goals + the goal
         "episode_seconds": time.perf_counter() - t0,
     }
 
@@ -177,7 +179,7 @@ def benchmark(cfg: DictConfig) -> dict:
     if unknown:
         raise SystemExit(f"sim-benchmark: unknown policies {sorted(unknown)} (planner, random, oracle)")
     if "planner" in policies:
-        from apps.models import check_sim_camera, describe_compute
+        from control.build import check_sim_camera, describe_compute
 
         check_sim_camera(cfg.world_model, cfg.env, cfg.driver)
         print(f"sim-benchmark: world model in {describe_compute(cfg.world_model)}", flush=True)

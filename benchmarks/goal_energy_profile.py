@@ -37,8 +37,8 @@ def episode(seed: int, image_size: int, camera: str, steps: int = 16):
 
 
 def main() -> None:
-    from apps.cli import compose_config
-    from apps.models import load_world_model, world_model_overrides
+    from configs import compose_config
+    from control.build import load_world_model, world_model_overrides
     from omegaconf import OmegaConf
     from planners.energy import l1_energy
 

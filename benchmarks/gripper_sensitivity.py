@@ -49,7 +49,7 @@ def pre_close_context(env, seed: int, frames: int):
 
 def main() -> None:
     import envs
-    from apps.models import compose_and_load
+    from control.build import compose_and_load
     from planners.energy import l1_energy
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

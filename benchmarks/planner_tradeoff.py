@@ -38,7 +38,7 @@ def parse_variant(spec: str) -> tuple[str, list[str]]:
 
 def time_presets(presets: list[str], repeats: int, overrides: list[str]) -> dict[str, dict]:
     """Seconds per action (median) and candidates per plan of each preset (or variant) on one real context."""
-    from apps.models import compose_and_load, planner_config
+    from control.build import compose_and_load, planner_config
     from planning_speed import context_inputs  # the sibling script (this directory is on sys.path)
     from planners import make_planner
 
@@ -46,7 +46,7 @@ def time_presets(presets: list[str], repeats: int, overrides: list[str]) -> dict
     z, s, past, z_goal = context_inputs(wm, int(cfg.planner.context_frames), cfg.world_model.device)
     planners = {}
     for spec in presets:
-        from apps.cli import compose_config
+        from configs import compose_config
 
         name, variant = parse_variant(spec)
         pc = compose_config("plan_goal", [*overrides, *variant]).planner  # the variant's own settings win
@@ -69,7 +69,7 @@ def run_success(spec: str, tasks: list[str], seeds: list[int], out: Path, worker
     """sim-benchmark for one preset or variant (or its kept results when they match) -> its results.json."""
     from omegaconf import OmegaConf
 
-    from apps.cli import compose_config
+    from configs import compose_config
 
     name, variant = parse_variant(spec)
     run_dir = out / name

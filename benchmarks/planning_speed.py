@@ -138,7 +138,7 @@ def build_random(kind: str, device: str, dtype: torch.dtype):
     else:  # the shipped architecture (configs/encoder/sim_mini.yaml, configs/predictor/sim_small.yaml)
         from omegaconf import OmegaConf
 
-        from apps.cli import CONFIG_DIR
+        from configs import CONFIG_DIR
 
         e = OmegaConf.load(CONFIG_DIR / "encoder" / "sim_mini.yaml")
         p = OmegaConf.load(CONFIG_DIR / "predictor" / "sim_small.yaml")
@@ -154,7 +154,7 @@ def measure(args, cfg, dtype_setting: str, peaks: dict) -> dict:
     """One dtype: cached vs reference planning time, FLOPs and GFLOP/s (printed and returned)."""
     from omegaconf import OmegaConf
 
-    from apps.models import load_world_model, planner_config
+    from control.build import load_world_model, planner_config
     from planners import make_planner
     from worldmodel.compute_dtype import dtype_name, resolve_dtype
 
@@ -194,8 +194,8 @@ def measure(args, cfg, dtype_setting: str, peaks: dict) -> dict:
 
 
 def main() -> None:
-    from apps.cli import compose_config
-    from apps.models import world_model_overrides
+    from configs import compose_config
+    from control.build import world_model_overrides
     from worldmodel.compute_dtype import cpu_info
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

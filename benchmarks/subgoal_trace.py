@@ -21,9 +21,11 @@ import torch
 def main() -> None:
     from omegaconf import OmegaConf
 
-    from apps.episode_runner import PlannerPolicy, even_switch_every
-    from apps.models import compose_and_load, make_mpc
+    from control.build import compose_and_load, make_mpc
+    from control.loop import steps
+    from control.policies import PlannerPolicy
     from envs.tasks.grasp import grasp_pose
+    from planners.subgoals import SubgoalMPC
     from robot_drivers.factory import make_driver
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -37,22 +39,17 @@ def main() -> None:
     cfg, wm = compose_and_load("sim_benchmark", args.overrides)
     mpc = make_mpc(wm, cfg.planner)
     driver = make_driver(cfg.driver, OmegaConf.merge(cfg.env, {"task": args.task, "max_steps": None}))
-    budget = driver.env.max_steps
+    budget = driver.step_budget
     for seed in args.seed_list or range(args.first_seed, args.first_seed + args.seeds):
         obs = driver.reset(seed=seed)
         mpc.planner.reseed(int(cfg.planner.seed or 0) + seed)
-        goals = driver.env.subgoal_images()
-        policy = PlannerPolicy(mpc, goals, switch_every=even_switch_every(budget, len(goals), None, None))
-        target = np.array(grasp_pose(driver.env.spec_).ee)
+        policy = PlannerPolicy(SubgoalMPC(mpc, driver.subgoal_images(), budget=budget))
+        target = np.array(grasp_pose(driver.episode_spec).ee)
         trace = []
-        for _ in range(budget):
-            sent = driver.act(policy.act(obs))
-            policy.executed(sent)
-            obs = driver.observe()
-            trace.append((policy.energy_goal + 1, float(np.linalg.norm(obs.state[:3] - target)), float(obs.state[6]),
+        for r in steps(driver, policy, obs, budget):
+            obs = r.obs
+            trace.append((r.decision.goal + 1, float(np.linalg.norm(obs.state[:3] - target)), float(obs.state[6]),
                           float(obs.info["cube_pos"][2]), float(obs.info["distance"])))
-            if obs.info["success"]:
-                break
         print(f"seed {seed} (goal: distance to grasp pose m, gripper, cube z m, task distance m):")
         print("  " + " ".join(f"{g}:{d:.3f}:{gr:.2f}:{cz:.3f}:{td:.3f}" for g, d, gr, cz, td in trace))
         k = int(np.argmin([t[1] for t in trace]))

@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from apps.cli import compose_config
+from configs import compose_config
 from worldmodel.data.clips import ClipBatch
 from worldmodel.encoder import build_encoder
 from worldmodel.pretrain import ClipMemory, build_pretrainer, sample_clips

@@ -239,7 +239,7 @@ def plot_landscapes(rows: list[dict], path: Path) -> None:
 
 
 def main() -> None:
-    from apps.models import compose_and_load
+    from control.build import compose_and_load
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=6, help="episodes per task")

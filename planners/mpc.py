@@ -29,6 +29,8 @@ class MPCStep:
     iteration_energies: list[float]
     plan_seconds: float
     fallback: bool
+    goal: int = 0  # which goal image the energy was measured against (planners/subgoals.py)
+    goals: int = 1
 
 
 class LatentMPC:

@@ -92,7 +92,7 @@ class SimBackend:
     def describe(self) -> dict[str, Any]:
         return {
             "backend": self.name, "task": self.task, "image_size": self._kw["image_size"], "camera": f"{self._kw['camera']} (rendered)",
-            "privileged_info": True, "max_steps": int(self.driver.env.max_steps),
+            "privileged_info": True, "max_steps": self.driver.step_budget,
         }
 
     def close(self) -> None:

@@ -37,12 +37,58 @@ class Observation:
 
 @runtime_checkable
 class RobotDriver(Protocol):
-    """observe → act → observe …; `act` returns the action actually sent after the safety layer."""
+    """observe → act → observe …; `act` returns the action actually sent after the safety layer.
 
-    def reset(self) -> Observation: ...
+    What every caller may use, whatever the robot: the sim in this process, a sim or a real arm behind a
+    robot server."""
+
+    last_safety: Any  # the robot_drivers.safety.SafetyReport of the last `act` (None before the first)
+
+    def reset(self, seed: int | None = None, episode: Any = None) -> Observation:
+        """Start an episode (a sim: from `seed`, or the `EpisodeSpec` given; a real arm ignores both)."""
+        ...
 
     def observe(self) -> Observation: ...
 
     def act(self, action: np.ndarray) -> np.ndarray: ...
 
-    def stop(self) -> None: ...
+    def stop(self) -> None:
+        """Hold the arm; `act` is refused until the next `reset`."""
+        ...
+
+    def close(self) -> None:
+        """Release the robot (and the connection); the driver is not used again."""
+        ...
+
+    @property
+    def step_budget(self) -> int | None:
+        """The task's step budget where the robot knows one (a sim task), else None."""
+        ...
+
+
+@runtime_checkable
+class SimCapabilities(Protocol):
+    """What only the in-process simulator adds: privileged views for the benchmark's oracle ceiling, goal
+    and sub-goal photos, and data collection. Callers check `isinstance(driver, SimCapabilities)`."""
+
+    control_hz: float  # control steps per second
+
+    @property
+    def scene(self) -> Any:
+        """The live MuJoCo scene (envs.scene.FrankaScene): privileged state for scripted policies."""
+        ...
+
+    @property
+    def episode_spec(self) -> Any:
+        """The current episode's envs.tasks.EpisodeSpec."""
+        ...
+
+    def oracle(self) -> Any:
+        """The task's scripted oracle for the current episode: `act(scene) -> action`."""
+        ...
+
+    def goal_image(self) -> np.ndarray: ...
+
+    def subgoal_images(self) -> list[np.ndarray]:
+        """The task's sub-goal photos, then its goal photo."""
+        ...

@@ -35,6 +35,7 @@ import zmq
 
 from robot_drivers.base import ACTION_DIM, Observation
 from robot_drivers.curve import ClientKeys, connect_with
+from robot_drivers.safety import SafetyReport
 from robot_drivers.protocol import (
     DEFAULT_PORT,
     IDEMPOTENT,
@@ -98,7 +99,7 @@ class RemoteDriver:
         self._episode_lost = False
         self._unreachable = False
         self._episode_json: str | None = None
-        self.last_step_info: dict[str, Any] = {}
+        self.last_safety: SafetyReport | None = None  # the server's safety report of the last act
         self._new_socket()
         try:
             self.server_info = self.hello(client_name)
@@ -117,6 +118,12 @@ class RemoteDriver:
             self._hb_thread.start()
 
     # ---- RobotDriver ---------------------------------------------------------------------------------
+    @property
+    def step_budget(self) -> int | None:
+        """The sim task's step budget, as the server's backend reports it (None for a real arm)."""
+        budget = self.server_info["backend"].get("max_steps")
+        return None if budget is None else int(budget)
+
     def reset(self, seed: int | None = None, episode: Any = None, task: str | None = None, takeover: bool | None = None) -> Observation:
         """Start an episode, taking the arm. `episode` (sim backend: an EpisodeSpec or its JSON) reproduces a
         start and goal; `takeover` takes the arm from another client session (default: the driver's setting)."""
@@ -141,7 +148,7 @@ class RemoteDriver:
         sent = result.get("action")
         if not isinstance(sent, np.ndarray) or sent.shape != (ACTION_DIM,):
             raise RobotConnectionError(self.endpoint, "act reply lacks the action that was sent")
-        self.last_step_info = {"safety": {"clamped": bool(result.get("clamped")), "notes": list(result.get("notes", []))}}
+        self.last_safety = SafetyReport(clamped=bool(result.get("clamped")), notes=[str(n) for n in result.get("notes", [])])
         return sent.astype(np.float64)
 
     def stop(self, takeover: bool = False) -> None:

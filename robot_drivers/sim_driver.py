@@ -1,4 +1,7 @@
-"""The in-process MuJoCo driver: a task env behind the RobotDriver interface, through the safety layer."""
+"""The in-process MuJoCo driver: a task env behind the RobotDriver interface, through the safety layer.
+
+Besides the RobotDriver verbs it has the simulator's own (robot_drivers.base.SimCapabilities): the live
+scene, the task's oracle, goal and sub-goal photos."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import numpy as np
 from envs import make_task_env
 from envs.tasks import EpisodeSpec
 from robot_drivers.base import Observation
-from robot_drivers.safety import SafetyLayer, SafetyLimits
+from robot_drivers.safety import SafetyLayer, SafetyLimits, SafetyReport
 
 
 class SimDriver:
@@ -26,7 +29,8 @@ class SimDriver:
         self.seed, self.episode = seed, episode
         self._obs: Observation | None = None
         self._stopped = False
-        self.last_step_info: dict = {}
+        self.control_hz = 1.0 / self.env.controller.cfg.control_dt
+        self.last_safety: SafetyReport | None = None
 
     def reset(self, seed: int | None = None, episode: EpisodeSpec | None = None) -> Observation:
         episode = episode or self.episode
@@ -51,8 +55,7 @@ class SimDriver:
         safe, report = self.safety.filter(action, state)
         raw, _, _, _, info = self.env.step(safe)
         safe[:6] *= info["step_fraction"]  # the share of the step the arm could reach (envs/controller.py)
-        info["safety"] = report
-        self.last_step_info = info
+        self.last_safety = report
         self._obs = self._wrap(raw, info)
         return safe
 
@@ -63,8 +66,22 @@ class SimDriver:
         s.data.ctrl[:7] = s.arm_qpos()
         self._stopped = True
 
+    @property
+    def step_budget(self) -> int:
+        return int(self.env.max_steps)
+
+    @property
+    def scene(self):
+        return self.env.scene
+
+    def oracle(self):
+        return self.env.oracle()
+
     def goal_image(self) -> np.ndarray:
         return self.env.goal_image()
+
+    def subgoal_images(self) -> list[np.ndarray]:
+        return self.env.subgoal_images()
 
     @property
     def episode_spec(self) -> EpisodeSpec:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from apps import collect_trajectories, plan_goal, render_goal
-from apps.cli import compose_config
+from configs import compose_config
 from worldmodel.data.lerobot_dataset import LeRobotDataset
 
 
@@ -36,7 +36,7 @@ def test_flags_and_hydra_overrides_compose(capsys):
 
 
 def test_a_benchmark_world_model_entry_picks_a_config_and_optionally_a_file():
-    from apps.models import world_model_overrides
+    from control.build import world_model_overrides
 
     plain = compose_config("plan_goal", world_model_overrides("lewm")).world_model
     assert plain.source == "lewm" and plain.path == "checkpoints/lewm_sim_workspace.safetensors"

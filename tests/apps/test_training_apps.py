@@ -9,7 +9,7 @@ import torch
 from synthetic_datasets import write_square_dataset
 
 from apps import post_train, pretrain_encoder, train_lewm
-from apps.cli import compose_config
+from configs import compose_config
 from worldmodel import checkpoints
 from worldmodel.world_model import VJEPAWorldModel
 
@@ -74,7 +74,7 @@ TINY_LEWM = ["img_size=40", "model.patch_size=8", "model.encoder_width=32", "mod
 
 
 def test_train_lewm_then_plan_with_it(tmp_path, capsys):
-    from apps.models import load_world_model, make_mpc
+    from control.build import load_world_model, make_mpc
 
     data = make_dataset(tmp_path / "data")
     out = tmp_path / "lewm.safetensors"

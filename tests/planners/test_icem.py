@@ -115,8 +115,8 @@ def test_the_real_world_model_rollout_is_differentiable_and_matches_rollout(tiny
 
 @pytest.mark.parametrize("preset", ["icem", "cem_grad", "mppi"])
 def test_presets_inherit_cem_and_build(preset, tiny_wm):
-    from apps.cli import compose_config
-    from apps.models import make_mpc
+    from configs import compose_config
+    from control.build import make_mpc
 
     cem = compose_config("plan_goal", []).planner
     cfg = compose_config("plan_goal", [f"planner={preset}"]).planner
@@ -127,7 +127,7 @@ def test_presets_inherit_cem_and_build(preset, tiny_wm):
 
 
 def test_an_unknown_planner_setting_is_refused():
-    from apps.models import planner_config
+    from control.build import planner_config
 
     with pytest.raises(ValueError, match=r"unknown setting\(s\) \['num_sample'\]"):
         planner_config({"name": "cem", "context_frames": 4, "num_sample": 64})

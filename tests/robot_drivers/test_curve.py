@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 
-from apps.cli import compose_config
+from configs import compose_config
 from apps.robot_server import build_server, main
 from robot_drivers.backends import SimBackend
 from robot_drivers.curve import load_client_keys, load_server_keys, new_keys

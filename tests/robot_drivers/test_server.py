@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from robot_drivers.backends import SimBackend
-from robot_drivers.base import RobotDriver
+from robot_drivers.base import RobotDriver, SimCapabilities
 from robot_drivers.factory import make_driver
 from robot_drivers.protocol import (
     PROTOCOL_NAME,
@@ -123,7 +123,7 @@ def test_remote_sim_matches_the_in_process_sim_exactly(driver):
 
 
 def test_sim_server_renders_the_configured_camera():
-    from apps.cli import compose_config
+    from configs import compose_config
     from apps.robot_server import make_backend_factory
     from robot_drivers.sim_driver import SimDriver
 
@@ -199,9 +199,11 @@ def test_server_clamps_whatever_the_client_sends():
     with RobotServer(sim_backend(), port=0, watchdog_s=0, limits=limits, gripper_max=0.5, max_gripper_step=0.2) as srv:
         with RemoteDriver("127.0.0.1", srv.port) as d:
             d.reset(seed=1)
+            assert isinstance(d, RobotDriver) and not isinstance(d, SimCapabilities)
+            assert d.step_budget == srv.backend.describe()["max_steps"]  # the sim task's budget, over the wire
             sent = d.act([1.0, -1.0, 0.0, 1.0, -1.0, 0.5, 0.0])
             np.testing.assert_allclose(sent[:6], [0.03, -0.03, 0.0, 0.05, -0.05, 0.05])
-            assert d.last_step_info["safety"]["clamped"]
+            assert d.last_safety.clamped
             # the workspace box: pushing up stops at z = 0.35
             for _ in range(6):
                 sent = d.act([0, 0, 0.03, 0, 0, 0, 0])

@@ -7,7 +7,7 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from apps.cli import CONFIG_DIR, compose_config
+from configs import CONFIG_DIR, compose_config
 from apps.robot_server import build_server, main
 from robot_drivers.backends import SimBackend
 from robot_drivers.server import RobotServer

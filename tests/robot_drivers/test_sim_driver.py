@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from robot_drivers import Observation, RobotDriver
+from robot_drivers.base import SimCapabilities
 from robot_drivers.safety import SafetyLimits
 from robot_drivers.sim_driver import SimDriver
 
@@ -19,12 +20,15 @@ def test_sim_driver_satisfies_the_protocol(driver):
     assert isinstance(obs, Observation)
     assert obs.image.shape == (48, 48, 3) and obs.state.shape == (7,) and obs.timestamp == 0.0
     assert {"ee_pos", "cube_pos", "success", "distance"} <= set(obs.info)
+    assert isinstance(driver, SimCapabilities)
+    assert driver.step_budget == driver.env.max_steps and driver.control_hz == pytest.approx(4.0)
+    assert len(driver.subgoal_images()) == 1 and driver.goal_image().shape == (48, 48, 3)  # reach: the goal only
 
 
 def test_act_returns_what_was_sent_after_clamping(driver):
     obs = driver.reset()
     sent = driver.act(np.array([0.5, 0, 0, 0, 0, 0, 0]))  # 50 cm: far above the per-step clamp
-    assert sent[0] == pytest.approx(0.075)
+    assert sent[0] == pytest.approx(0.075) and driver.last_safety.clamped
     after = driver.observe()
     assert after.state[0] - obs.state[0] == pytest.approx(0.075, abs=0.006)
     assert after.timestamp == pytest.approx(0.25)

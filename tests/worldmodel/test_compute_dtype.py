@@ -47,8 +47,8 @@ def test_explicit_setting_wins_and_bad_names_are_refused():
 
 
 def test_shipped_default_is_auto_and_loads_in_the_auto_dtype():
-    from apps.cli import compose_config
-    from apps.models import describe_compute, load_world_model
+    from configs import compose_config
+    from control.build import describe_compute, load_world_model
 
     cfg = compose_config("plan_goal", [])
     assert cfg.world_model.dtype == "auto"

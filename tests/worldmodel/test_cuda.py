@@ -15,8 +15,8 @@ def test_auto_dtype_on_cuda_is_bf16():
 
 @pytest.mark.parametrize("preset", ["cem", "icem", "cem_grad", "mppi"])
 def test_rollout_and_planners_on_cuda(preset):
-    from apps.cli import compose_config
-    from apps.models import planner_config
+    from configs import compose_config
+    from control.build import planner_config
     from planners import make_planner
     from worldmodel.encoder import build_encoder
     from worldmodel.predictor import ACPredictor

@@ -6,11 +6,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import configs
+from configs import PROJECT_ROOT, compose_config
 from planners import PlannerConfig, make_planner
 from planners.mpc import LatentMPC
-
-PROJECT_ROOT = Path(configs.__file__).resolve().parent.parent
 
 
 def resolve_path(path: str) -> Path:
@@ -86,8 +84,6 @@ def check_sim_camera(world_model_cfg: Mapping[str, Any], env_cfg: Mapping[str, A
 def compose_and_load(config_name: str, overrides: list[str]):
     """(config, world model) for a script: compose `config_name` with the overrides, refuse a sim camera the
     predictor was not trained on, load the world model."""
-    from apps.cli import compose_config
-
     cfg = compose_config(config_name, overrides)
     check_sim_camera(cfg.world_model, cfg.env, cfg.driver)
     return cfg, load_world_model(cfg.world_model)
