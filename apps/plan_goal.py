@@ -18,13 +18,12 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from apps.cli import command, parse
-from apps.render_goal import sidecar_path
+from control.goal_files import check_goal_camera, load_episode_spec, sidecar_path
 from control.goal_image import load_goal_image
 from control.loop import run_episode
 from control.policies import PlannerPolicy, RandomPolicy, oracle_policy
 from control.recording import EpisodeRecorder
 from control.rerun_log import RerunLogger
-from envs.tasks import EpisodeSpec
 from planners.subgoals import SubgoalMPC
 from robot_drivers.factory import make_driver
 
@@ -32,28 +31,6 @@ log = logging.getLogger(__name__)
 
 
 DEFAULT_BUDGET = 20  # steps, where neither --steps nor the robot (a real arm) gives one
-
-
-def load_episode_spec(goal: Path) -> tuple[EpisodeSpec | None, str | None]:
-    """The sim episode that `goal` was rendered for, and the camera it was photographed from (None, None
-    for a goal without render-goal's sidecar, e.g. a photo from a real camera)."""
-    path = sidecar_path(goal)
-    if not path.exists():
-        return None, None
-    text = path.read_text()
-    try:
-        return EpisodeSpec.from_json(text), json.loads(text).get("camera")
-    except ValueError as e:
-        raise ValueError(f"{path}: not a valid episode spec ({e})") from e
-
-
-def check_goal_camera(goal: Path, goal_camera: str | None, env_cfg, driver_cfg) -> None:
-    """A sim goal photographed from another camera than the one the episode is filmed with can never be reached."""
-    if driver_cfg["type"] == "sim" and goal_camera is not None and goal_camera != env_cfg["camera"]:
-        raise ValueError(
-            f"goal image {goal} was rendered from the sim's {goal_camera!r} camera ({sidecar_path(goal)}), but "
-            f"env.camera={env_cfg['camera']}; set env.camera={goal_camera} or render the goal with --camera {env_cfg['camera']}"
-        )
 
 
 def subgoal_list(images) -> list[Path]:
@@ -74,7 +51,7 @@ def run(cfg: DictConfig) -> dict:
     subgoal_images = [load_goal_image(p) for p in subgoal_paths]
     spec, goal_camera = load_episode_spec(goal_path)
     env_cfg = OmegaConf.merge(cfg.env, {"task": spec.task} if spec else {})
-    check_goal_camera(goal_path, goal_camera, env_cfg, cfg.driver)
+    check_goal_camera(goal_path, goal_camera, env_cfg.camera, cfg.driver.type)
     if cfg.policy == "planner":
         from control.build import check_sim_camera
 

@@ -17,24 +17,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from apps.cli import command, parse
-from worldmodel.model_card import write_card
-
-
-def pretrain_config(cfg: DictConfig):
-    from worldmodel.masks import BlockMaskSpec
-    from worldmodel.pretrain import PretrainConfig
-
-    t = OmegaConf.to_container(cfg.train, resolve=True)
-    masks = tuple(BlockMaskSpec(int(m["num_blocks"]), tuple(m["spatial_scale"]), tuple(m["aspect_ratio"]),
-                                tuple(m["temporal_scale"])) for m in t.pop("masks"))
-    tuples = {k: tuple(t[k]) for k in ("crop_scale", "crop_ratio", "betas", "ema")}
-    return PretrainConfig(**{**t, **tuples}, masks=masks, seed=int(cfg.seed))
+from worldmodel.model_card import log_wall_time, write_card
 
 
 def run(cfg: DictConfig, progress: bool = True) -> dict:
     from worldmodel.data.clips import split_episodes
     from worldmodel.data.lerobot_dataset import LeRobotDataset
-    from worldmodel.pretrain import build_pretrainer, load_clip_memory, pretrain
+    from worldmodel.pretrain import build_pretrainer, load_clip_memory, pretrain, pretrain_config
     from worldmodel.train import resolve_device
 
     if cfg.threads:
@@ -42,7 +31,7 @@ def run(cfg: DictConfig, progress: bool = True) -> dict:
     device = resolve_device(cfg.device)
     dataset = LeRobotDataset(cfg.data, on_error="skip")
     train_eps, val_eps = split_episodes(dataset.episode_indices, float(cfg.val_fraction), int(cfg.seed))
-    pcfg = pretrain_config(cfg)
+    pcfg = pretrain_config(OmegaConf.to_container(cfg.train, resolve=True), int(cfg.seed))
     memory = load_clip_memory(dataset, cfg.camera, int(cfg.encoder.img_size), train_eps, progress=progress)
     trainer = build_pretrainer(OmegaConf.to_container(cfg.encoder), OmegaConf.to_container(cfg.mask_predictor),
                                pcfg, device)
@@ -54,17 +43,6 @@ def run(cfg: DictConfig, progress: bool = True) -> dict:
                        export_dtype=getattr(torch, cfg.export_dtype))
     summary.update(train_episodes=len(train_eps), train_frames=memory.num_frames, held_out_episodes=len(val_eps))
     return summary
-
-
-def log_wall_time(log_path: Path) -> float:
-    """Seconds of training in a run's log.jsonl, summed over resumed segments (elapsed_s restarts)."""
-    total, last = 0.0, 0.0
-    for ln in Path(log_path).read_text().splitlines():
-        e = json.loads(ln).get("elapsed_s", 0.0)
-        if e < last:
-            total += last
-        last = e
-    return total + last
 
 
 def write_model_card(out: str | Path, run_dir: str | Path, command: str) -> Path:

@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from apps.cli import command, parse
-from worldmodel.model_card import write_card
+from worldmodel.model_card import log_wall_time, write_card
 
 
 def run(cfg: DictConfig, progress: bool = True) -> dict:
@@ -61,7 +61,6 @@ def run(cfg: DictConfig, progress: bool = True) -> dict:
 
 def write_model_card(out: str | Path, run_dir: str | Path, command: str) -> Path:
     """``<out>.md`` beside the weights: data, recipe (config + command), training curve, validation."""
-    from apps.pretrain_encoder import log_wall_time
     from worldmodel import checkpoints
     from worldmodel.run_state import log_rows
 

@@ -27,8 +27,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from worldmodel import checkpoints
 from worldmodel.data.clips import split_episodes
 from worldmodel.data.lerobot_dataset import LeRobotDataset

@@ -92,7 +92,7 @@ def run_success(spec: str, tasks: list[str], seeds: list[int], out: Path, worker
 
 
 def wilson(k: int, n: int) -> tuple[float, float]:
-    from apps.sim_benchmark import wilson_interval
+    from control.evaluation import wilson_interval
 
     return wilson_interval(k, n)
 

@@ -125,28 +125,25 @@ def peak_note(device: str, dtype: torch.dtype, peaks: dict[torch.dtype, float]) 
 
 
 def build_random(kind: str, device: str, dtype: torch.dtype):
-    """--official-size / --random-init: the architecture with random weights."""
+    """--official-size / --random-init: the architecture with random weights, from the builders training uses."""
+    from omegaconf import OmegaConf
+
+    from configs import CONFIG_DIR
     from worldmodel.encoder import build_encoder
-    from worldmodel.predictor import ACPredictor
+    from worldmodel.predictor import build_predictor as named_predictor
+    from worldmodel.train import build_predictor
     from worldmodel.world_model import VJEPAWorldModel
 
     torch.manual_seed(0)
     if kind == "official":
         with torch.device(device):
             enc = build_encoder("vit_giant", img_size=256)
-            pred = ACPredictor(embed_dim=1408, predictor_embed_dim=1024, depth=24, num_heads=16, grid_size=16)
+            pred = named_predictor("ac_official", embed_dim=enc.embed_dim, grid_size=16)
     else:  # the shipped architecture (configs/encoder/sim_mini.yaml, configs/predictor/sim_small.yaml)
-        from omegaconf import OmegaConf
-
-        from configs import CONFIG_DIR
-
         e = OmegaConf.load(CONFIG_DIR / "encoder" / "sim_mini.yaml")
         p = OmegaConf.load(CONFIG_DIR / "predictor" / "sim_small.yaml")
         enc = build_encoder(e.name, patch_size=e.patch_size, tubelet_size=e.tubelet_size, img_size=e.img_size)
-        pred = ACPredictor(
-            embed_dim=enc.embed_dim, predictor_embed_dim=p.predictor_embed_dim, depth=p.depth,
-            num_heads=p.num_heads, mlp_ratio=p.mlp_ratio, grid_size=e.img_size // e.patch_size,
-        )
+        pred = build_predictor(OmegaConf.to_container(p), enc.embed_dim, e.img_size // e.patch_size, seed=0)
     return VJEPAWorldModel.from_modules(enc, pred, device=device, dtype=dtype)
 
 

@@ -36,7 +36,7 @@ def control_steps_per_second(steps: int, size: int) -> float:
 
 def collect_episodes_per_minute(episodes: int, workers: int, size: int) -> tuple[float, int]:
     from configs import compose_config
-    from apps.collect_trajectories import collect
+    from control.collection import collect
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = compose_config(

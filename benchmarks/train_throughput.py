@@ -16,19 +16,17 @@ Inputs are synthetic tensors of the real sizes; model sizes come from the shippe
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from omegaconf import OmegaConf
 
 from configs import compose_config
 from worldmodel.data.clips import ClipBatch
 from worldmodel.encoder import build_encoder
-from worldmodel.pretrain import ClipMemory, build_pretrainer, sample_clips
+from worldmodel.pretrain import ClipMemory, build_pretrainer, pretrain_config, sample_clips
 from worldmodel.train import TrainConfig, ac_loss, build_predictor
 from worldmodel.world_model import VJEPAFrameEncoder
 
@@ -52,10 +50,9 @@ def encoder_fps(name: str, img: int, batch: int, repeats: int, device) -> float:
 
 
 def pretrain_clips_per_s(batch: int, repeats: int, device) -> float:
-    from apps.pretrain_encoder import pretrain_config
 
     cfg = compose_config("pretrain_encoder", [f"train.batch_size={batch}"])
-    tr = build_pretrainer(dict(cfg.encoder), dict(cfg.mask_predictor), pretrain_config(cfg), device)
+    tr = build_pretrainer(dict(cfg.encoder), dict(cfg.mask_predictor), pretrain_config(OmegaConf.to_container(cfg.train, resolve=True), int(cfg.seed)), device)
     S = int(cfg.encoder.img_size)
     mem = ClipMemory(torch.randint(0, 256, (400, S, S, 3), dtype=torch.uint8), np.array([0, 200]), np.array([200, 200]))
     starts = mem.clip_starts(cfg.train.num_frames)

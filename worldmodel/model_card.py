@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -24,3 +25,14 @@ def write_card(path: Path, card: str, before: str = "## Recipe") -> Path:
         card = head + "".join(kept) + before + tail
     path.write_text(card)
     return path
+
+
+def log_wall_time(log_path: Path) -> float:
+    """Seconds of training in a run's log.jsonl, summed over resumed segments (elapsed_s restarts)."""
+    total, last = 0.0, 0.0
+    for ln in Path(log_path).read_text().splitlines():
+        e = json.loads(ln).get("elapsed_s", 0.0)
+        if e < last:
+            total += last
+        last = e
+    return total + last

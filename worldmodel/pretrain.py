@@ -243,6 +243,15 @@ class PretrainConfig:
     seed: int = 0
 
 
+def pretrain_config(train: dict, seed: int) -> PretrainConfig:
+    """The `train` config group (a plain dict) -> PretrainConfig: mask specs and pairs become tuples."""
+    t = dict(train)
+    masks = tuple(BlockMaskSpec(int(m["num_blocks"]), tuple(m["spatial_scale"]), tuple(m["aspect_ratio"]),
+                                tuple(m["temporal_scale"])) for m in t.pop("masks"))
+    tuples = {k: tuple(t[k]) for k in ("crop_scale", "crop_ratio", "betas", "ema")}
+    return PretrainConfig(**{**t, **tuples}, masks=masks, seed=int(seed))
+
+
 class Pretrainer:
     """Context encoder, target encoder, masked predictor and their optimiser; one ``step`` each call.
 

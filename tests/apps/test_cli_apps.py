@@ -240,7 +240,7 @@ def test_sim_benchmark_plans_through_subgoals(tmp_path, tiny_world_model_files):
 
 
 def test_wilson_interval_matches_known_values():
-    from apps.sim_benchmark import wilson_interval
+    from control.evaluation import wilson_interval
 
     lo, hi = wilson_interval(45, 50)
     assert lo == pytest.approx(0.7864, abs=1e-3) and hi == pytest.approx(0.9565, abs=1e-3)

@@ -82,7 +82,8 @@ def test_a_killed_workers_episode_runs_again(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, err
-    assert "running it again" in err
+    # Killed mid-episode it runs again; killed between its commit and its reply, it is not run twice.
+    assert "running it again" in err or "died after committing it" in err
     assert seeds_in(out) == [("reach", s) for s in range(30)]
 
 
