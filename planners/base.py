@@ -32,10 +32,13 @@ ACTION_DIM = 7
 
 @dataclass(frozen=True)
 class PlannerConfig:
+    """Every sampling setting and its default: the shipped CEM (configs/planner/cem.yaml names only
+    what it changes; the `planner` config group is typed by this class, configs/__init__.py)."""
+
     horizon: int = 2
-    num_samples: int = 256
-    iterations: int = 6
-    num_elites: int = 16
+    num_samples: int = 128
+    iterations: int = 5
+    num_elites: int = 12
     max_translation: float = 0.05  # m: sampling bound per axis (the driver's safety clamp is separate)
     max_rotation: float = 0.1  # rad, used only with search_rotation
     search_rotation: bool = False
@@ -44,8 +47,10 @@ class PlannerConfig:
     init_std_gripper: float = 0.6
     min_std: float = 0.002
     momentum: float = 0.1  # share of the previous mean/std kept at each refit
-    all_steps_energy: bool = False
-    gripper_cost: float = 0.0  # energy per unit of |gripper delta|: change the gripper only when the images say so
+    all_steps_energy: bool = False  # True: sum the energy over every predicted step, not just the last
+    # Energy per unit of |gripper delta|: the gripper moves only when the predicted images pay for it
+    # (0.02 for the exterior model, which barely sees the fingers; benchmarks/gripper_sensitivity.py).
+    gripper_cost: float = 0.005
     temperature: float = 0.02  # MPPI only: softmax temperature on energies
     noise_beta: float = 0.0  # iCEM: sampling noise ~ 1/f^beta along the horizon (0 white, 2 smooth)
     sample_decay: float = 1.0  # iCEM: iteration i samples num_samples / sample_decay**i (at least 2 x elites)
@@ -53,7 +58,7 @@ class PlannerConfig:
     stop_tol: float = 0.0  # stop iterating once the elite mean energy improves by less than this share
     grad_steps: int = 0  # Adam steps on the returned plan's energy through the differentiable rollout
     grad_lr: float = 0.002  # their step size (Adam: about this much per step, in m for xyz)
-    seed: int | None = None
+    seed: int | None = 0  # None: a fresh random stream per planner
 
     def __post_init__(self) -> None:
         if self.horizon < 1 or self.num_samples < 2 or self.iterations < 1:

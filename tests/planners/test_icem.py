@@ -54,7 +54,7 @@ def test_sample_count_shrinks_but_never_below_two_elite_sets():
 
 def test_kept_elites_are_rescored_next_iteration_and_shifted_into_the_next_step():
     wm = Recording()
-    cfg = PlannerConfig(horizon=3, num_samples=40, iterations=2, num_elites=10, keep_elites=0.3, seed=0)
+    cfg = PlannerConfig(horizon=3, num_samples=40, iterations=2, num_elites=10, keep_elites=0.3, gripper_cost=0.0, seed=0)
     planner = CEMPlanner(wm, cfg)
     z0, s0, goal, _ = _problem(wm)
     first = planner.plan(z0, s0, goal)

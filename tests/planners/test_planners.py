@@ -49,7 +49,7 @@ def test_planner_finds_a_reachable_goal(planner_cls):
 def test_actions_respect_bounds_and_rotation_is_held():
     wm = ToyWorldModel()
     far_goal = START[:3] + torch.tensor([1.0, 1.0, -1.0])
-    cfg = PlannerConfig(horizon=3, num_samples=64, iterations=4, num_elites=8, max_translation=0.04, seed=1)
+    cfg = PlannerConfig(horizon=3, num_samples=64, iterations=4, num_elites=8, max_translation=0.04, gripper_cost=0.0, seed=1)
     result = CEMPlanner(wm, cfg).plan(wm.embed(START[:3])[None], START, wm.embed(far_goal)[None])
     assert torch.all(result.actions[:, :3].abs() <= 0.04 + 1e-7)
     assert torch.all(result.actions[:, 3:6] == 0)

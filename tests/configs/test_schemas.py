@@ -1,0 +1,36 @@
+"""The planner config group is typed by planners.PlannerConfig: YAML and code cannot disagree."""
+
+import dataclasses
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from configs import CONFIG_DIR, compose_config
+from control.build import planner_config
+from planners import PlannerConfig
+
+
+def test_the_default_preset_is_the_dataclass_defaults():
+    cfg = compose_config("plan_goal").planner
+    assert planner_config(cfg) == PlannerConfig()  # every sampling setting comes from the dataclass
+    own = set(OmegaConf.load(CONFIG_DIR / "planner" / "cem.yaml")) - {"defaults"}
+    assert own == {"name", "context_frames"}  # cem.yaml repeats no default
+
+
+@pytest.mark.parametrize("preset", ["icem", "cem_grad", "mppi"])
+def test_presets_differ_from_the_defaults_only_where_their_yaml_says(preset):
+    cfg = compose_config("plan_goal", [f"planner={preset}"]).planner
+    changed = {f.name for f in dataclasses.fields(PlannerConfig) if cfg[f.name] != getattr(PlannerConfig(), f.name)}
+    own = set(OmegaConf.load(CONFIG_DIR / "planner" / f"{preset}.yaml")) - {"defaults", "name"}
+    assert changed == own
+
+
+def test_a_typo_or_a_wrong_type_is_refused_when_composing():
+    with pytest.raises(ConfigCompositionException, match="nmu_samples"):
+        compose_config("plan_goal", ["planner.nmu_samples=64"])
+    with pytest.raises(ConfigCompositionException, match="num_samples"):
+        compose_config("plan_goal", ["planner.num_samples=many"])
+    appended = compose_config("plan_goal", ["+planner.nmu_samples=64"]).planner  # Hydra lets "+" append ...
+    with pytest.raises(ValueError, match="unknown setting.*nmu_samples"):
+        planner_config(appended)  # ... and building the planner refuses it
