@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from robot_drivers.base import Observation
+from robot_drivers.base import ACTION_DIM, Observation
 from robot_drivers.safety import SafetyLimits
 
 
@@ -25,13 +25,24 @@ class Backend(Protocol):
 
     def current_state(self) -> np.ndarray: ...
 
-    def act(self, action: np.ndarray) -> np.ndarray: ...
+    def act(self, action: np.ndarray) -> np.ndarray:
+        """Execute an action the server's safety layer already let through (it is the only one on this
+        path); return what was executed."""
+        ...
 
     def stop(self) -> None: ...
 
     def describe(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
+
+
+def checked_action(action) -> np.ndarray:
+    """A backend's input check (not a second safety layer): 7 finite numbers, or a ValueError."""
+    action = np.asarray(action, dtype=np.float64)
+    if action.shape != (ACTION_DIM,) or not np.all(np.isfinite(action)):
+        raise ValueError(f"a backend executes 7 finite numbers (filtered by the server's safety layer), got {action}")
+    return action
 
 
 class SimBackend:
@@ -78,7 +89,7 @@ class SimBackend:
         return self.driver.observe().state
 
     def act(self, action: np.ndarray) -> np.ndarray:
-        return self.driver.act(action)
+        return self.driver.execute(checked_action(action))
 
     def stop(self) -> None:
         self.driver.stop()

@@ -10,11 +10,13 @@ from robot_drivers.safety import SafetyLimits
 
 
 def safety_limits(cfg: Mapping[str, Any]) -> SafetyLimits:
+    """A `safety` config block -> SafetyLimits; the gripper keys are optional (default: the full range)."""
     return SafetyLimits(
         max_translation=float(cfg["max_translation"]),
         max_rotation=float(cfg["max_rotation"]),
         workspace_low=tuple(float(v) for v in cfg["workspace_low"]),
         workspace_high=tuple(float(v) for v in cfg["workspace_high"]),
+        **{k: float(cfg[k]) for k in ("gripper_min", "gripper_max", "max_gripper_step") if k in cfg},
     )
 
 

@@ -1,9 +1,12 @@
 """One safety layer for every driver: whatever a planner outputs, what reaches the robot is bounded.
 
 Per step: each translation component within +-max_translation (m), each Euler-delta component within
-+-max_rotation (rad), the gripper target within [0, 1], and the position target inside the workspace box.
++-max_rotation (rad), the position target inside the workspace box, and the gripper target within
+[gripper_min, gripper_max] (default [0, 1]) moving at most max_gripper_step.
 A non-finite action (NaN/inf anywhere) becomes "hold still" with a warning: a planner bug must not move
 the arm. If the arm is already outside the box (a person moved it), a step may only bring it closer.
+It is applied once on every path: by the in-process sim driver, or by the robot server before its backend
+(the sim or a real arm) executes the step; the caller gets its `SafetyReport` (`driver.last_safety`).
 
 Commands are not motion: a hand pressed against the table, an unreachable target or a controller fault can
 move the arm further than it was told. `motion_violation` checks the *measured* step against the same
@@ -13,7 +16,7 @@ limits (plus `MotionTolerance`); the robot server runs it after every `act` and 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +33,9 @@ class SafetyLimits:
     max_rotation: float = 0.15  # rad per Euler component per control step
     workspace_low: tuple[float, float, float] = (0.25, -0.40, 0.055)  # m, base frame (z: fingertips 5 mm off the table)
     workspace_high: tuple[float, float, float] = (0.80, 0.40, 0.60)
+    gripper_min: float = 0.0  # allowed gripper range within [0 open, 1 closed]
+    gripper_max: float = 1.0
+    max_gripper_step: float = 1.0  # largest gripper change per step
 
     def __post_init__(self) -> None:
         lo, hi = np.asarray(self.workspace_low), np.asarray(self.workspace_high)
@@ -37,6 +43,10 @@ class SafetyLimits:
             raise ValueError(f"workspace box must have low < high on every axis, got {lo} .. {hi}")
         if not (self.max_translation > 0 and self.max_rotation >= 0):
             raise ValueError("max_translation must be > 0 and max_rotation >= 0")
+        if not 0.0 <= self.gripper_min < self.gripper_max <= 1.0:
+            raise ValueError(f"need 0 <= gripper_min < gripper_max <= 1, got {self.gripper_min}, {self.gripper_max}")
+        if not self.max_gripper_step > 0:
+            raise ValueError("max_gripper_step must be > 0")
 
 
 @dataclass
@@ -77,9 +87,12 @@ class SafetyLayer:
         boxed = np.clip(target, np.minimum(self._lo, pos), np.maximum(self._hi, pos))
         out = boxed != target  # recompute only clipped axes, so in-limit actions pass bit-exact
         safe[:3][out] = boxed[out] - pos[out]
-        gripper_target = state[6] + safe[6]
-        if not 0.0 <= gripper_target <= 1.0:
-            safe[6] = np.clip(gripper_target, 0.0, 1.0) - state[6]
+        # Gripper: a bounded step; like the box, from outside the allowed range only a step back toward it.
+        g = state[6]
+        step = float(np.clip(safe[6], -L.max_gripper_step, L.max_gripper_step))
+        g_lo, g_hi = min(L.gripper_min, g), max(L.gripper_max, g)
+        if step != safe[6] or not g_lo <= g + step <= g_hi:  # in-limit steps pass bit-exact
+            safe[6] = np.clip(g + step, g_lo, g_hi) - g
         if not np.allclose(safe, action):
             report.clamped = True
             report.notes.append("clamped to limits")
@@ -87,6 +100,10 @@ class SafetyLayer:
 
     def inside_workspace(self, pos: np.ndarray, tol: float = 1e-9) -> bool:
         return bool(np.all(pos >= self._lo - tol) and np.all(pos <= self._hi + tol))
+
+    def describe(self) -> dict[str, Any]:
+        """The limits as plain numbers (the robot server's hello reply)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.limits).items()}
 
 
 @dataclass(frozen=True)
@@ -119,40 +136,3 @@ def motion_violation(limits: SafetyLimits, tol: MotionTolerance, before: np.ndar
     if tracking and off > tol.tracking:
         return f"the hand is {off:.3f} m from where the step should have put it (tracking limit {tol.tracking:g} m)"
     return None
-
-
-class ServerSafety:
-    """`SafetyLayer` plus gripper limits: target within [gripper_min, gripper_max], change per step <= max_gripper_step."""
-
-    def __init__(self, limits: SafetyLimits, gripper_min: float = 0.0, gripper_max: float = 1.0, max_gripper_step: float = 1.0):
-        if not 0.0 <= gripper_min < gripper_max <= 1.0:
-            raise ValueError(f"need 0 <= gripper_min < gripper_max <= 1, got {gripper_min}, {gripper_max}")
-        if not max_gripper_step > 0:
-            raise ValueError("max_gripper_step must be > 0")
-        self.layer = SafetyLayer(limits)
-        self.gripper_min, self.gripper_max, self.max_gripper_step = float(gripper_min), float(gripper_max), float(max_gripper_step)
-
-    def filter(self, action: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, SafetyReport]:
-        safe, report = self.layer.filter(action, state)
-        g = float(state[6])
-        step = float(np.clip(safe[6], -self.max_gripper_step, self.max_gripper_step))
-        # Like the workspace box: from outside the allowed range, a step may only bring the gripper closer.
-        target = float(np.clip(g + step, min(self.gripper_min, g), max(self.gripper_max, g)))
-        if target - g != safe[6]:
-            safe[6] = target - g
-            if not report.clamped:
-                report.clamped = True
-                report.notes.append("clamped to limits")
-        return safe, report
-
-    def describe(self) -> dict[str, Any]:
-        L = self.layer.limits
-        return {
-            "max_translation": L.max_translation,
-            "max_rotation": L.max_rotation,
-            "workspace_low": list(L.workspace_low),
-            "workspace_high": list(L.workspace_high),
-            "gripper_min": self.gripper_min,
-            "gripper_max": self.gripper_max,
-            "max_gripper_step": self.max_gripper_step,
-        }

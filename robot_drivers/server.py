@@ -57,7 +57,7 @@ from robot_drivers.protocol import (
     verify_request,
 )
 from robot_drivers.backends import Backend
-from robot_drivers.safety import MotionTolerance, SafetyLimits, ServerSafety, motion_violation
+from robot_drivers.safety import MotionTolerance, SafetyLayer, SafetyLimits, motion_violation
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,6 @@ class RobotServer:
         port: int = DEFAULT_PORT,
         secret: bytes | None = None,
         limits: SafetyLimits = SafetyLimits(),
-        gripper_min: float = 0.0,
-        gripper_max: float = 1.0,
-        max_gripper_step: float = 1.0,
         watchdog_s: float = 2.0,
         max_request_bytes: int = MAX_REQUEST_BYTES,
         max_reply_bytes: int = MAX_REPLY_BYTES,
@@ -105,7 +102,7 @@ class RobotServer:
         self._backend_or_factory = backend
         self.host, self.requested_port = host, int(port)
         self.secret = secret
-        self.safety = ServerSafety(limits, gripper_min, gripper_max, max_gripper_step)
+        self.safety = SafetyLayer(limits)  # the only safety layer on this path: backends execute what it lets through
         self.watchdog_s = float(watchdog_s)
         self.max_request_bytes, self.max_reply_bytes = int(max_request_bytes), int(max_reply_bytes)
         self.guard = ReplayGuard(max_clock_skew_s)
@@ -365,7 +362,7 @@ class RobotServer:
         """Hold the arm and say why if the measured step from `before` (None: nothing to check) broke a limit."""
         if before is None:
             return None
-        why = motion_violation(self.safety.layer.limits, self.motion_tolerance, before, sent, after, tracking)
+        why = motion_violation(self.safety.limits, self.motion_tolerance, before, sent, after, tracking)
         if why is None:
             return None
         self._armed, self._last_step = False, None

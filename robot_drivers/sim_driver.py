@@ -49,13 +49,18 @@ class SimDriver:
         return self._obs
 
     def act(self, action) -> np.ndarray:
+        """Filter `action` through this driver's safety layer, execute it, return what was executed."""
+        safe, self.last_safety = self.safety.filter(action, self.observe().state)
+        return self.execute(safe)
+
+    def execute(self, safe: np.ndarray) -> np.ndarray:
+        """Step the sim with an action that already passed a safety layer (the robot server's, for the sim
+        backend behind it; `act` for everyone else); returns the share of it the arm could reach."""
         if self._stopped:
             raise RuntimeError("SimDriver.act() after stop(): call reset() to start a new episode")
-        state = self.observe().state
-        safe, report = self.safety.filter(action, state)
+        safe = np.array(safe, dtype=np.float64)
         raw, _, _, _, info = self.env.step(safe)
         safe[:6] *= info["step_fraction"]  # the share of the step the arm could reach (envs/controller.py)
-        self.last_safety = report
         self._obs = self._wrap(raw, info)
         return safe
 

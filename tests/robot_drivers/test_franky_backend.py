@@ -196,7 +196,7 @@ def test_fake_robot_error_halts_until_reset(fake_backend):
 
 
 def test_fake_backend_passes_the_driver_contract(fake_backend):
-    driver_contract(fake_backend, pos_tol=1e-6)
+    driver_contract(fake_backend, pos_tol=1e-6, backend=True)
     assert fake_backend.robot.stopped >= 1
 
 
@@ -332,7 +332,7 @@ def test_franky_sim_gripper_closes_and_opens(sim_backend):
 
 @pytest.mark.slow
 def test_franky_sim_passes_the_driver_contract(sim_backend):
-    driver_contract(sim_backend, pos_tol=0.003)
+    driver_contract(sim_backend, pos_tol=0.003, backend=True)
 
 
 @pytest.mark.slow

@@ -51,7 +51,11 @@ def driver(server):
 # ---- the contract every driver passes (also run against the franky backend in test_franky_backend.py) ----
 
 
-def driver_contract(driver: RobotDriver, step: float = 0.02, pos_tol: float = 0.01, max_translation: float = 0.075) -> None:
+def driver_contract(driver: RobotDriver, step: float = 0.02, pos_tol: float = 0.01, max_translation: float = 0.075,
+                    backend: bool = False) -> None:
+    """What every driver does; with `backend`, what a robot server's backend does: the same, except that it
+    executes what the server's safety layer let through (the one layer on that path) and refuses a
+    non-finite action instead of filtering it."""
     obs = driver.reset()
     assert obs.image.dtype == np.uint8 and obs.image.ndim == 3 and obs.image.shape[2] == 3
     s0 = obs.state
@@ -68,10 +72,13 @@ def driver_contract(driver: RobotDriver, step: float = 0.02, pos_tol: float = 0.
             moved = driver.observe().state[:3] - before[:3]
             assert abs(moved[axis] - sign * step) < pos_tol, (axis, sign, moved)
             assert np.all(np.abs(np.delete(moved, axis)) < pos_tol), (axis, sign, moved)
-    # the safety layer answers with the action it actually sent
-    sent = driver.act(np.array([1.0, 0, 0, 0, 0, 0, 0]))
-    assert 0 < sent[0] <= max_translation + 1e-9
-    assert np.all(driver.act(np.full(7, np.nan)) == 0)
+    if backend:
+        with pytest.raises(ValueError, match="finite"):
+            driver.act(np.full(7, np.nan))
+    else:  # the safety layer answers with the action it actually sent
+        sent = driver.act(np.array([1.0, 0, 0, 0, 0, 0, 0]))
+        assert 0 < sent[0] <= max_translation + 1e-9
+        assert np.all(driver.act(np.full(7, np.nan)) == 0)
     driver.stop()
     with pytest.raises(Exception, match="stop"):
         driver.act(np.zeros(7))
@@ -195,8 +202,9 @@ def test_act_before_any_reset_is_refused():
 
 
 def test_server_clamps_whatever_the_client_sends():
-    limits = SafetyLimits(max_translation=0.03, max_rotation=0.05, workspace_low=(0.25, -0.4, 0.01), workspace_high=(0.8, 0.4, 0.35))
-    with RobotServer(sim_backend(), port=0, watchdog_s=0, limits=limits, gripper_max=0.5, max_gripper_step=0.2) as srv:
+    limits = SafetyLimits(max_translation=0.03, max_rotation=0.05, workspace_low=(0.25, -0.4, 0.01), workspace_high=(0.8, 0.4, 0.35),
+                          gripper_max=0.5, max_gripper_step=0.2)
+    with RobotServer(sim_backend(), port=0, watchdog_s=0, limits=limits) as srv:
         with RemoteDriver("127.0.0.1", srv.port) as d:
             d.reset(seed=1)
             assert isinstance(d, RobotDriver) and not isinstance(d, SimCapabilities)
