@@ -3,7 +3,7 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
-sys.path.insert(0, str(Path(__file__).parent))  # helpers shared by test files (synthetic_datasets.py)
+sys.path.insert(0, str(Path(__file__).parent))  # helpers shared by test files (synthetic_datasets.py, server_process.py, ...)
 
 
 import pytest  # noqa: E402

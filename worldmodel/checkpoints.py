@@ -314,6 +314,13 @@ def tensors_sha256(tensors: Mapping[str, torch.Tensor], transform: Callable[[tor
     return h.hexdigest()
 
 
+def module_sha256(module: torch.nn.Module, float_dtype: torch.dtype | None = None) -> str:
+    """The one weights hash (feature caches, encoder pairing, trained files): `tensors_sha256` of the state
+    dict; `float_dtype` hashes the floating-point tensors as if the module had been cast to it."""
+    cast = None if float_dtype is None else (lambda t: t.to(float_dtype) if t.is_floating_point() else t)
+    return tensors_sha256(module.state_dict(), cast)
+
+
 def save_module(module: VisionTransformer | ACPredictor | LeWM, path: str | os.PathLike, extra: Mapping | None = None) -> None:
     """Weights + self-describing metadata (format, kind, constructor args, optional extra JSON, content hash)."""
     from safetensors.torch import save_file

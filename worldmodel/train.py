@@ -19,7 +19,6 @@ Read top to bottom: schedules, losses, validation, state / files, then ``post_tr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -189,14 +188,6 @@ def _autocast(device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 
-def weights_sha256(module: torch.nn.Module) -> str:
-    h = hashlib.sha256()
-    for k, v in sorted(module.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
 def build_predictor(predictor_cfg: dict, embed_dim: int, grid_size: int, seed: int) -> ACPredictor:
     """ACPredictor with explicit sizes (``predictor_cfg``: predictor_embed_dim, depth, num_heads,
     mlp_ratio, optional action_dim / extrinsics_encoder), initialised from ``seed``. Without camera
@@ -225,7 +216,7 @@ def load_initial_weights(predictor: ACPredictor, path, encoder_sha256: str, enco
         differ = e.missing + e.unexpected + e.shapes
         raise ValueError(f"init_from {path} does not fit the configured predictor (predictor=...): {', '.join(differ[:8])}"
                          + (f" and {len(differ) - 8} more" if len(differ) > 8 else "")) from None
-    return weights_sha256(predictor)
+    return checkpoints.module_sha256(predictor)
 
 
 @dataclass
@@ -428,7 +419,7 @@ def _post_train(data, encoder_path, predictor_cfg: dict, cfg: TrainConfig, *, ru
     summary = {"step": step, "steps": cfg.steps, "complete": step >= cfg.steps, "rank": dd.rank,
                "world_size": dd.world_size, "elapsed_s": round(elapsed, 1), "train_time_s": round(train_time, 1),
                "clips_per_s": round(done * cfg.batch_size * dd.world_size / max(elapsed, 1e-9), 2),
-               "weights_sha256": weights_sha256(predictor), "feature_cache": str(cache.dir),
+               "weights_sha256": checkpoints.module_sha256(predictor), "feature_cache": str(cache.dir),
                "train_episodes": len(train_data), "val_episodes": len(val_data), "train_windows": len(windows)}
     atomic_write_text(run_dir / f"final_rank{dd.rank}.json", json.dumps(summary, indent=1))
     if summary["complete"] and dd.main:

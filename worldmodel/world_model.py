@@ -214,13 +214,11 @@ def check_encoder_pairing(encoder: VisionTransformer, encoder_path, predictor_pa
     """A predictor only means something on the features of the encoder it was post-trained on; two encoders of
     the same shape would load without complaint and plan on nonsense. post-train records the encoder's weights
     hash (float32, as it computed the features); files without one (older, or hand-made) are not checked."""
-    from worldmodel.data.feature_cache import hash_state_dict
-
     extra = checkpoints.read_metadata(predictor_path)["extra"]
     trained_on = extra.get("encoder_weights_sha256")
     if trained_on is None:
         return
-    given = hash_state_dict(encoder, float_dtype=torch.float32)
+    given = checkpoints.module_sha256(encoder, float_dtype=torch.float32)
     if given != trained_on:
         raise ValueError(
             f"predictor {predictor_path} was post-trained on another encoder than {encoder_path} "

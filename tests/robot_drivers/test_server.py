@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 import pytest
-import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,13 +18,13 @@ from robot_drivers.protocol import (
     PROTOCOL_NAME,
     RemoteRobotError,
     RobotConnectionError,
-    decode_reply,
     encode_request,
     packb,
 )
 from robot_drivers.remote_driver import RemoteDriver
 from robot_drivers.safety import SafetyLimits
 from robot_drivers.server import RobotServer
+from server_process import raw_request
 
 IMAGE = 64
 SECRET = b"test-secret-0123456789abcdef-xyz"
@@ -342,21 +341,6 @@ def test_a_replayed_request_is_refused(secure_server):
 
 
 # ---- malformed, oversized, fuzzed ---------------------------------------------------------------------
-
-
-def raw_request(port: int, data: bytes, secret: bytes | None = None, nonce: bytes = b"", frames=None, timeout_ms: int = 3000):
-    """Send one hand-made message on a fresh DEALER; the decoded reply, or None without one."""
-    ctx = zmq.Context.instance()
-    s = ctx.socket(zmq.DEALER)
-    s.linger = 0
-    s.connect(f"tcp://127.0.0.1:{port}")
-    try:
-        s.send_multipart(frames if frames is not None else [b"", data])
-        if not s.poll(timeout_ms):
-            return None
-        return decode_reply(s.recv_multipart()[-1], secret, nonce)
-    finally:
-        s.close(0)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -12,8 +12,7 @@ from robot_drivers.protocol import RemoteRobotError, RobotConnectionError, encod
 from robot_drivers.remote_driver import RemoteDriver
 from robot_drivers.backends import SimBackend
 from robot_drivers.server import RobotServer
-from server_process import free_port
-from test_server import raw_request
+from server_process import free_port, raw_request
 
 SECRET = b"lease-test-secret-0123456789abcd"
 STEP = [0.02, 0, 0, 0, 0, 0, 0]

@@ -1,15 +1,13 @@
 """State integration in torch vs scipy's Euler conventions (and the official compute_new_pose recipe)."""
 
 import numpy as np
-import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.spatial.transform import Rotation
 
 from robot_pose import wrap_euler
 from worldmodel.state_math import euler_xyz_to_matrix, integrate_state, matrix_to_euler_xyz, state_delta
-
-Rotation = pytest.importorskip("scipy.spatial.transform").Rotation
 
 
 def test_euler_matches_scipy_extrinsic_xyz():

@@ -178,7 +178,7 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path):
     assert r0["world_size"] == r1["world_size"] == 2 and r0["step"] == r1["step"] == 12
     assert r0["weights_sha256"] == r1["weights_sha256"]
     init = build_predictor(PRED, embed_dim=64, grid_size=4, seed=0)
-    from worldmodel.train import weights_sha256
-    assert weights_sha256(init) != r0["weights_sha256"]  # and they trained
+    module_sha256 = checkpoints.module_sha256
+    assert module_sha256(init) != r0["weights_sha256"]  # and they trained
     saved = checkpoints.load_module(tmp_path / "p.safetensors", kind="predictor")
-    assert weights_sha256(saved) == r0["weights_sha256"]
+    assert module_sha256(saved) == r0["weights_sha256"]

@@ -108,11 +108,10 @@ def test_frame_encoder_rejects_bad_rank(modules):
 
 
 def test_a_predictor_is_refused_with_another_encoder_than_its_own(tmp_path, modules):
-    from worldmodel.data.feature_cache import hash_state_dict
 
     enc, pred = modules
     ck.save_module(enc, tmp_path / "enc.safetensors")
-    trained_on = hash_state_dict(ck.load_module(tmp_path / "enc.safetensors", kind="encoder").float())
+    trained_on = ck.module_sha256(ck.load_module(tmp_path / "enc.safetensors", kind="encoder").float())
     ck.save_module(pred, tmp_path / "pred.safetensors", extra={"encoder_weights_sha256": trained_on, "encoder": "enc.safetensors"})
     VJEPAWorldModel.from_safetensors(tmp_path / "enc.safetensors", tmp_path / "pred.safetensors")  # its own: fine
     other = build_encoder("vit_micro", patch_size=8, img_size=32)  # same shape, other weights
@@ -123,3 +122,22 @@ def test_a_predictor_is_refused_with_another_encoder_than_its_own(tmp_path, modu
     ck.save_module(other, tmp_path / "other.safetensors")
     with pytest.raises(ValueError, match=r"post-trained on another encoder.*enc\.safetensors\)"):
         VJEPAWorldModel.from_safetensors(tmp_path / "other.safetensors", tmp_path / "pred.safetensors")
+
+
+def test_loading_a_world_model_for_planning_imports_no_dataset_or_video_stack():
+    """Planning needs torch and the weights, not pyarrow, PyAV, MuJoCo or rerun (a robot workstation may lack them)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from configs import compose_config\n"
+        "from control.build import load_world_model, make_mpc\n"
+        "import control.loop, control.policies\n"
+        "cfg = compose_config('plan_goal')\n"
+        "make_mpc(load_world_model(cfg.world_model), cfg.planner)\n"
+        "print(sorted(m for m in ('pyarrow', 'av', 'mujoco', 'rerun') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

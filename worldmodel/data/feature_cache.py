@@ -27,21 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from worldmodel.checkpoints import module_sha256
 from worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 log = logging.getLogger(__name__)
 
 CACHE_DIRNAME = ".feature_cache"
 CACHE_VERSION = 1  # bump when the meaning of a cached file changes
-
-
-def hash_state_dict(module: torch.nn.Module, float_dtype: torch.dtype | None = None) -> str:
-    """sha256 over every tensor's name, dtype, shape and bytes (sorted by name); `float_dtype` hashes the
-    floating-point tensors as if the module had been cast to it (without copying the module)."""
-    from worldmodel.checkpoints import tensors_sha256
-
-    cast = None if float_dtype is None else (lambda t: t.to(float_dtype) if t.is_floating_point() else t)
-    return tensors_sha256(module.state_dict(), cast)
 
 
 def preprocessing_spec(frame_encoder) -> dict:
@@ -63,7 +55,7 @@ def cache_key_spec(frame_encoder, camera: str, dtype: str = "float16") -> dict:
     return {
         "version": CACHE_VERSION,
         "encoder_arch": getattr(enc, "arch", type(enc).__name__),
-        "encoder_weights_sha256": hash_state_dict(enc),
+        "encoder_weights_sha256": module_sha256(enc),
         "preprocessing": preprocessing_spec(frame_encoder),
         "compute_dtype": str(frame_encoder.dtype),
         "camera": camera,

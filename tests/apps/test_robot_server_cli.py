@@ -7,8 +7,8 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from configs import CONFIG_DIR, compose_config
 from apps.robot_server import build_server, main
+from configs import CONFIG_DIR, compose_config
 from robot_drivers.backends import SimBackend
 from robot_drivers.server import RobotServer
 
@@ -24,7 +24,6 @@ def test_remote_driver_config_keys():
     assert cfg.type == "remote" and {"host", "port", "timeout_s", "secret_file", "secret_env", "heartbeat"} <= set(cfg)
 
 
-@pytest.mark.skipif(not (CONFIG_DIR / "plan_goal.yaml").exists(), reason="plan-goal config not there yet")
 def test_plan_goal_composes_with_the_remote_driver_and_make_driver_accepts_it(monkeypatch):
     from robot_drivers.factory import make_driver
 
@@ -35,9 +34,11 @@ def test_plan_goal_composes_with_the_remote_driver_and_make_driver_accepts_it(mo
             assert driver.reset().image.shape == (64, 64, 3)
 
 
-def test_binding_off_loopback_without_curve_keys_exits_with_an_error(monkeypatch, capsys):
+def test_binding_off_loopback_without_curve_keys_exits_with_an_error(monkeypatch, caplog):
     monkeypatch.delenv("ROBOT_SERVER_SECRET", raising=False)
     assert main(["--host", "0.0.0.0"]) == 2
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.getMessage().startswith("refusing to bind the robot server to '0.0.0.0' without CURVE keys")
 
 
 def test_new_secret_file_then_secure_config(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""A real robot-server process on loopback, for tests that need one (imported via conftest's path)."""
+"""Robot-server test helpers: a real server process on loopback, and hand-made raw requests."""
 
 import os
 import signal
@@ -8,10 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-from robot_drivers.protocol import RobotConnectionError
+import zmq
+
+from robot_drivers.protocol import RobotConnectionError, decode_reply
 from robot_drivers.remote_driver import RemoteDriver
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -46,3 +48,16 @@ def kill(proc: subprocess.Popen) -> None:
     proc.wait(10)
 
 
+def raw_request(port: int, data: bytes, secret: bytes | None = None, nonce: bytes = b"", frames=None, timeout_ms: int = 3000):
+    """Send one hand-made message on a fresh DEALER; the decoded reply, or None without one."""
+    ctx = zmq.Context.instance()
+    s = ctx.socket(zmq.DEALER)
+    s.linger = 0
+    s.connect(f"tcp://127.0.0.1:{port}")
+    try:
+        s.send_multipart(frames if frames is not None else [b"", data])
+        if not s.poll(timeout_ms):
+            return None
+        return decode_reply(s.recv_multipart()[-1], secret, nonce)
+    finally:
+        s.close(0)
