@@ -51,6 +51,8 @@ def run(cfg: DictConfig) -> dict:
     subgoal_images = [load_goal_image(p) for p in subgoal_paths]
     spec, goal_camera = load_episode_spec(goal_path)
     env_cfg = OmegaConf.merge(cfg.env, {"task": spec.task} if spec else {})
+    if spec and spec.task != cfg.env.task:
+        print(f"plan-goal: {sidecar_path(goal_path)} sets env.task={spec.task} (the config said {cfg.env.task})", flush=True)
     check_goal_camera(goal_path, goal_camera, env_cfg.camera, cfg.driver.type)
     if cfg.policy == "planner":
         from control.build import check_sim_camera

@@ -41,5 +41,6 @@ def compose_config(config_name: str, overrides: list[str] | None = None):
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=overrides or [])
+    OmegaConf.resolve(cfg)  # e.g. env.camera follows world_model.camera; sub-configs handed out stand alone
     OmegaConf.set_readonly(cfg, True)
     return cfg

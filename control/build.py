@@ -77,7 +77,7 @@ def check_sim_camera(world_model_cfg: Mapping[str, Any], env_cfg: Mapping[str, A
     if trained in CAMERAS and trained != camera:
         raise ValueError(
             f"world model {predictor} was trained on the sim's {trained!r} camera, but env.camera={camera}; "
-            f"set env.camera={trained} (and render goal images with --camera {trained}) or choose a model trained on {camera!r}"
+            f"set world_model.camera={trained} (env.camera follows it; render goal images with --camera {trained}) or choose a model trained on {camera!r}"
         )
 
 

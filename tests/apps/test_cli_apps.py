@@ -162,7 +162,9 @@ def test_plan_goal_through_rendered_subgoals(tmp_path, capsys, tiny_world_model_
         "--goal", str(goal), "--subgoals", ",".join(subgoals), "--steps", "6", "--log-dir", str(tmp_path / "log"),
         "env.image_size=32", *tiny_world_model_files,
     ])
-    steps = [l for l in capsys.readouterr().out.splitlines() if l.startswith("step ")]
+    out = capsys.readouterr().out
+    assert "goal.json sets env.task=pick_and_place (the config said reach)" in out  # the sidecar's task wins, and says so
+    steps = [l for l in out.splitlines() if l.startswith("step ")]
     assert [l.split("goal ")[-1].split()[0] for l in steps] == ["1/3", "1/3", "2/3", "2/3", "3/3", "3/3"]
     (tmp_path / "broken.png").write_bytes(b"not an image")
     assert "broken.png" in user_error(capsys, plan_goal.main, ["--goal", str(goal), "--subgoals", str(tmp_path / "broken.png"), "env.image_size=32", *tiny_world_model_files])
@@ -186,10 +188,10 @@ def test_the_sim_camera_must_be_the_one_the_predictor_was_trained_on(tmp_path, c
     err = user_error(capsys, plan_goal.main, ["--goal", str(exterior_goal), "--policy", "random", "--steps", "1", "--log-dir", str(tmp_path / "log"), *overrides])
     assert re.search(r"exterior_goal\.png was rendered from the sim's 'exterior' camera.*set env\.camera=exterior", err)
     err = user_error(capsys, sim_benchmark.main, ["--seeds", "1", "--workers", "1", "--out", str(tmp_path / "bench"), "tasks=[reach]", *overrides])
-    assert "set env.camera=exterior" in err
+    assert "set world_model.camera=exterior" in err
     assert not (tmp_path / "log").exists() and not (tmp_path / "bench").exists()  # refused before anything ran
-    # The matching camera plans, and the episode is logged under that camera's name.
-    plan_goal.main(["--goal", str(exterior_goal), "--steps", "1", "--log-dir", str(tmp_path / "log"), "env.camera=exterior", *overrides])
+    # The matching camera plans (env.camera follows world_model.camera), and the episode is logged under its name.
+    plan_goal.main(["--goal", str(exterior_goal), "--steps", "1", "--log-dir", str(tmp_path / "log"), "world_model.camera=exterior", *overrides])
     ds = LeRobotDataset(tmp_path / "log")
     assert ds.episode_frames(0, "exterior").shape[1:] == (32, 32, 3)
     # The oracle and random policies need no world model, so no camera check.
