@@ -1,8 +1,9 @@
 """The Hydra configs of every command, and the one way to compose them (commands, benchmarks and tests).
 
 The composed config is read-only: pieces receive their own sub-config, nothing is mutated afterwards.
-The `planner` group is typed by planners.PlannerConfig (registered here as its schema): its defaults are
-the dataclass's, a preset YAML names only what it changes, and an unknown or mistyped key is refused."""
+The `planner` group is typed by planners.PlannerConfig and the `train` recipes by the trainers' config
+dataclasses (registered here as schemas): their defaults are the dataclasses', a YAML file names only what
+it changes, and an unknown or mistyped key is refused when composing."""
 
 from __future__ import annotations
 
@@ -12,24 +13,37 @@ CONFIG_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = CONFIG_DIR.parent
 
 
-def planner_schema() -> type:
-    """The `planner` group's schema: PlannerConfig's fields and defaults (a mutable copy, as Hydra merges
-    into it) plus the two the MPC reads, `name` (cem | icem | cem_grad | mppi) and `context_frames`."""
+def schema(cls: type, extra: tuple = (), exclude: tuple[str, ...] = ()) -> type:
+    """A config group's schema: `cls`'s fields and defaults (a mutable copy, as Hydra merges into it), less
+    `exclude`, plus `extra` (name, type, default) fields read by someone else than `cls`."""
     import dataclasses
 
-    from planners.base import PlannerConfig
+    def default(f):
+        if isinstance(f.default, (tuple, list)):  # mutable in the schema: handed out by a factory
+            return dataclasses.field(default_factory=lambda d=f.default: d)
+        return dataclasses.field(default=f.default)
 
-    fields = [(f.name, f.type, dataclasses.field(default=f.default)) for f in dataclasses.fields(PlannerConfig)]
-    mpc = [("name", "str", dataclasses.field(default="cem")), ("context_frames", "int", dataclasses.field(default=1))]
-    return dataclasses.make_dataclass("PlannerPreset", mpc + fields, namespace={"__module__": PlannerConfig.__module__})
+    fields = [(n, t, dataclasses.field(default=d)) for n, t, d in extra]
+    fields += [(f.name, f.type, default(f)) for f in dataclasses.fields(cls) if f.name not in exclude]
+    return dataclasses.make_dataclass(f"{cls.__name__}Schema", fields, namespace={"__module__": cls.__module__})
 
 
 def _register_schemas() -> None:
+    """The typed groups: planner presets (PlannerConfig, plus the MPC's `name` and `context_frames`) and the
+    three trainers' `train` recipes (their seed is the command's top-level `seed`)."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
-    if "schema.yaml" not in store.repo.get("planner", {}):
-        store.store(group="planner", name="schema", node=planner_schema())
+    if "schema.yaml" in store.repo.get("planner", {}):
+        return
+    from planners.base import PlannerConfig
+    from worldmodel.lewm.train import LeWMTrainConfig
+    from worldmodel.pretrain import PretrainConfig
+    from worldmodel.train import TrainConfig
+
+    store.store(group="planner", name="schema", node=schema(PlannerConfig, extra=(("name", "str", "cem"), ("context_frames", "int", 1))))
+    for name, cls in (("post_train_schema", TrainConfig), ("pretrain_schema", PretrainConfig), ("lewm_schema", LeWMTrainConfig)):
+        store.store(group="train", name=name, node=schema(cls, exclude=("seed",)))
 
 
 def compose_config(config_name: str, overrides: list[str] | None = None):

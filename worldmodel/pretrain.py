@@ -219,7 +219,10 @@ def param_groups(modules: Sequence[nn.Module], weight_decay: float) -> list[dict
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    steps: int = 3000
+    """pretrain-encoder's settings and defaults, the shipped encoder's recipe, sized for ~1 h on one CPU core
+    (configs/train/pretrain_sim.yaml names only what differs; the `train` group is typed by this class)."""
+
+    steps: int = 4500
     batch_size: int = 32
     num_frames: int = 4  # clip length in frames (2 tubelets at tubelet 2)
     frame_step: int = 1  # 1 = consecutive frames at the dataset rate (4 fps)
@@ -229,13 +232,14 @@ class PretrainConfig:
     lr: float = 1e-3
     start_lr: float = 1e-4
     final_lr: float = 1e-5
-    warmup_steps: int = 200
+    warmup_steps: int = 250
     weight_decay: float = 0.04
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float = 1.0
-    ema: tuple[float, float] = (0.996, 1.0)
+    ema: tuple[float, float] = (0.996, 1.0)  # target-encoder momentum, ramped linearly over the run
     target: str = "ema"  # "ema": V-JEPA's EMA target encoder; "sigreg": LeJEPA, the encoder's own features + SIGReg
     sigreg_weight: float = 0.05  # target="sigreg": weight of SIGReg on the target features
+    # Mask groups (each clip is trained on every group); blocks span the whole clip in time.
     masks: tuple[BlockMaskSpec, ...] = (
         BlockMaskSpec(num_blocks=8, spatial_scale=(0.15, 0.15)),
         BlockMaskSpec(num_blocks=2, spatial_scale=(0.7, 0.7)),

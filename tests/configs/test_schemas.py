@@ -1,4 +1,4 @@
-"""The planner config group is typed by planners.PlannerConfig: YAML and code cannot disagree."""
+"""The planner presets and the trainers' recipes are typed by their dataclasses: YAML and code cannot disagree."""
 
 import dataclasses
 
@@ -9,6 +9,9 @@ from omegaconf import OmegaConf
 from configs import CONFIG_DIR, compose_config
 from control.build import planner_config
 from planners import PlannerConfig
+from worldmodel.lewm.train import LeWMTrainConfig
+from worldmodel.pretrain import PretrainConfig, pretrain_config
+from worldmodel.train import TrainConfig
 
 
 def test_the_default_preset_is_the_dataclass_defaults():
@@ -34,3 +37,21 @@ def test_a_typo_or_a_wrong_type_is_refused_when_composing():
     appended = compose_config("plan_goal", ["+planner.nmu_samples=64"]).planner  # Hydra lets "+" append ...
     with pytest.raises(ValueError, match="unknown setting.*nmu_samples"):
         planner_config(appended)  # ... and building the planner refuses it
+
+
+@pytest.mark.parametrize("command, recipe, cls", [
+    ("post_train", "post_train_sim", TrainConfig), ("pretrain_encoder", "pretrain_sim", PretrainConfig),
+    ("train_lewm", "lewm_sim", LeWMTrainConfig),
+])
+def test_training_recipes_are_their_dataclass_defaults(command, recipe, cls):
+    cfg = compose_config(command)
+    train = OmegaConf.to_container(cfg.train, resolve=True)
+    if cls is PretrainConfig:
+        built = pretrain_config(train, int(cfg.seed))
+    else:
+        built = cls(**{**train, "betas": tuple(train["betas"])}, seed=int(cfg.seed))
+    assert built == cls(seed=int(cfg.seed))
+    assert set(OmegaConf.load(CONFIG_DIR / "train" / f"{recipe}.yaml")) == {"defaults"}  # no default repeated
+    with pytest.raises(ConfigCompositionException, match="stpes"):
+        compose_config(command, ["train.stpes=10"])
+    assert compose_config(command, ["train.steps=10"]).train.steps == 10

@@ -53,9 +53,14 @@ class EmbeddingCollapse(RuntimeError):
 
 @dataclass(frozen=True)
 class LeWMTrainConfig:
-    steps: int = 3000
-    batch_size: int = 32  # clips per step and rank
-    num_frames: int = 4  # T: T - 1 predictions per clip from histories of 1 .. T - 1 frames
+    """train-lewm's settings and defaults, the shipped model's recipe (configs/train/lewm_sim.yaml names
+    only what differs; the `train` group is typed by this class)."""
+
+    steps: int = 4000
+    batch_size: int = 16  # clips per step and rank
+    # T: T - 1 predictions per clip from histories of 1 .. T - 1 frames; 6 = planning's 4 context frames
+    # + 2 imagined steps, so every position planning uses is trained
+    num_frames: int = 6
     frame_step: int = 1
     lr: float = 5e-4
     start_lr: float = 5e-5
