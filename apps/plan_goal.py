@@ -18,13 +18,12 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from apps.cli import command, parse
-from control.goal_files import check_goal_camera, load_episode_spec, sidecar_path
-from control.goal_image import load_goal_image
+from control.goal_image import check_goal_camera, load_episode_spec, load_goal_image, sidecar_path
 from control.loop import run_episode
 from control.policies import PlannerPolicy, RandomPolicy, oracle_policy
 from control.recording import EpisodeRecorder
 from control.rerun_log import RerunLogger
-from planners.subgoals import SubgoalMPC
+from planners.mpc import SubgoalMPC
 from robot_drivers.factory import make_driver
 
 log = logging.getLogger(__name__)

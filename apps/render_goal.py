@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from apps.cli import command, parse
-from control.goal_files import render_goal
+from control.goal_image import render_goal
 
 
 @command("render-goal")

@@ -25,7 +25,7 @@ def main() -> None:
     from control.loop import steps
     from control.policies import PlannerPolicy
     from envs.tasks.grasp import grasp_pose
-    from planners.subgoals import SubgoalMPC
+    from planners.mpc import SubgoalMPC
     from robot_drivers.factory import make_driver
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -39,7 +39,7 @@ def _register_schemas() -> None:
     from planners.base import PlannerConfig
     from worldmodel.lewm.train import LeWMTrainConfig
     from worldmodel.pretrain import PretrainConfig
-    from worldmodel.train import TrainConfig
+    from worldmodel.train_config import TrainConfig
 
     store.store(group="planner", name="schema", node=schema(PlannerConfig, extra=(("name", "str", "cem"), ("context_frames", "int", 1))))
     for name, cls in (("post_train_schema", TrainConfig), ("pretrain_schema", PretrainConfig), ("lewm_schema", LeWMTrainConfig)):

@@ -55,7 +55,7 @@ def _run_job(job: Job) -> dict:
     from control.loop import run_episode
     from control.policies import PlannerPolicy, RandomPolicy, oracle_policy
     from control.rerun_log import RerunLogger
-    from planners.subgoals import SubgoalMPC
+    from planners.mpc import SubgoalMPC
     from robot_drivers.factory import make_driver
 
     cfg = _worker["cfg"]

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from planners.subgoals import SubgoalMPC
+from planners.mpc import SubgoalMPC
 from robot_drivers.base import Observation, RobotDriver, SimCapabilities
 
 

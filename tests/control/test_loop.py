@@ -6,8 +6,7 @@ import pytest
 from control.loop import run_episode, step_line, steps
 from control.policies import PlannerPolicy, Policy, PolicyStep, RandomPolicy, ScenePolicy, oracle_policy
 from planners import CEMPlanner, PlannerConfig
-from planners.mpc import LatentMPC
-from planners.subgoals import SubgoalMPC
+from planners.mpc import LatentMPC, SubgoalMPC
 from robot_drivers.sim_driver import SimDriver
 
 

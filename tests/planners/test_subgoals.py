@@ -1,12 +1,11 @@
-"""Planning through sub-goal images (planners/subgoals.py): the switching rule and the warm start."""
+"""Planning through sub-goal images (planners/mpc.py): the switching rule and the warm start."""
 
 import numpy as np
 import pytest
 import torch
 
 from planners import CEMPlanner, PlannerConfig
-from planners.mpc import LatentMPC
-from planners.subgoals import SubgoalMPC, per_goal_steps
+from planners.mpc import LatentMPC, SubgoalMPC, per_goal_steps
 
 
 def image(seed):
