@@ -25,6 +25,7 @@ import torch
 
 from planners.energy import l1_energy
 from planners.noise import coloured_noise
+from worldmodel.protocol import ContextRollout
 
 log = logging.getLogger(__name__)
 ACTION_DIM = 7
@@ -211,7 +212,7 @@ class SamplingPlanner:
         """candidates [K, H, 7] -> predictions. A world model that can (``rollout_context``) runs the
         observation's history once per plan, shared by every iteration; any other is called as is."""
         wm = self.world_model
-        if hasattr(wm, "rollout_context"):
+        if isinstance(wm, ContextRollout):
             context = wm.rollout_context(z0, state0, past_actions=past_actions)
             return lambda samples: wm.rollout_from(context, samples)
         kw = {} if past_actions is None else {"past_actions": past_actions}

@@ -33,9 +33,10 @@ class WorldModel(FrameEncoder, Protocol):
 
 
 @runtime_checkable
-class ContextRollout(WorldModel, Protocol):
-    """Optional: a world model that can run an observation's shared part once and reuse it.
-    Planners use it when present (one context per plan, one ``rollout_from`` per iteration)."""
+class ContextRollout(Protocol):
+    """Optional, beside WorldModel's verbs: a world model that can run an observation's shared part once and
+    reuse it. Planners check for it (``isinstance``) and use it when present (one context per plan, one
+    ``rollout_from`` per iteration)."""
 
     def rollout_context(self, z: torch.Tensor, state: torch.Tensor, *, past_actions: torch.Tensor | None = None):
         """z [1, N, D] or [1, T0, N, D] (+ past_actions [1, T0 - 1, 7]), state [1, 7] or [1, T0, 7]

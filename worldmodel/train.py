@@ -343,7 +343,6 @@ def _post_train(data, encoder_path, predictor_cfg: dict, cfg: TrainConfig, *, ru
         if dd.main:
             atomic_torch_save({
                 "predictor": predictor.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": {"name": "wsd", "step": step},  # the LR is a pure function of the step
                 "sampler": sampler.state_dict(), "step": step, "train_time_s": train_time,
                 "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
                 "recipe": recipe,
