@@ -38,12 +38,11 @@ def parse_variant(spec: str) -> tuple[str, list[str]]:
 
 def time_presets(presets: list[str], repeats: int, overrides: list[str]) -> dict[str, dict]:
     """Seconds per action (median) and candidates per plan of each preset (or variant) on one real context."""
-    from control.build import compose_and_load, planner_config
-    from planning_speed import context_inputs  # the sibling script (this directory is on sys.path)
+    from control.build import compose_and_load, planner_config, planning_context
     from planners import make_planner
 
     cfg, wm = compose_and_load("plan_goal", overrides)
-    z, s, past, z_goal = context_inputs(wm, int(cfg.planner.context_frames), cfg.world_model.device)
+    z, s, past, z_goal = planning_context(wm, int(cfg.planner.context_frames), cfg.world_model.device)
     planners = {}
     for spec in presets:
         from configs import compose_config

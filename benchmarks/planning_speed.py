@@ -24,7 +24,6 @@ import statistics
 import sys
 import time
 
-import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -62,27 +61,6 @@ def dense_matmul_gflops(device: str, dtype: torch.dtype, n: int = 2048) -> float
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-
-
-def context_inputs(wm, frames: int, device: str):
-    """A real sim context: `frames` observations of a reach episode and the actions between them."""
-    import envs
-
-    env = envs.make_task_env("reach", image_size=256)
-    obs, _ = env.reset(seed=0)
-    images, states, actions = [obs["image"]], [obs["state"]], []
-    for _ in range(frames - 1):
-        a = np.array([0.03, -0.02, 0.01, 0, 0, 0, 0.0])
-        obs, *_ = env.step(a)
-        images.append(obs["image"])
-        states.append(obs["state"])
-        actions.append(a)
-    goal = env.goal_image()
-    env.close()
-    z = wm.encode(np.stack(images))[None]  # [1, T0, N, D]
-    s = torch.tensor(np.stack(states), dtype=torch.float32, device=device)[None]
-    past = torch.tensor(np.stack(actions), dtype=torch.float32, device=device)[None] if actions else None
-    return (z if frames > 1 else z[:, 0]), (s if frames > 1 else s[:, 0]), past, wm.encode(goal)
 
 
 def time_plan(planner, z, s, past, z_goal, device: str) -> float:
@@ -151,7 +129,7 @@ def measure(args, cfg, dtype_setting: str, peaks: dict) -> dict:
     """One dtype: cached vs reference planning time, FLOPs and GFLOP/s (printed and returned)."""
     from omegaconf import OmegaConf
 
-    from control.build import load_world_model, planner_config
+    from control.build import load_world_model, planner_config, planning_context
     from planners import make_planner
     from worldmodel.compute_dtype import dtype_name, resolve_dtype
 
@@ -164,7 +142,7 @@ def measure(args, cfg, dtype_setting: str, peaks: dict) -> dict:
         wm = load_world_model({**wm_cfg, "dtype": dtype_name(dtype)})
     pcfg = planner_config(cfg.planner)
     frames = int(cfg.planner.context_frames)
-    z, s, past, z_goal = context_inputs(wm, frames, device)
+    z, s, past, z_goal = planning_context(wm, frames, device)
     print(
         f"\n== {dtype_name(dtype)} ({why}) on {device}, threads {torch.get_num_threads()}: {cfg.planner.name}, context {frames} frames, "
         f"horizon {pcfg.horizon}, {pcfg.num_samples} samples x {pcfg.iterations} iterations, tokens/frame {z.shape[-2]}, dim {z.shape[-1]}"

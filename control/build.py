@@ -1,10 +1,14 @@
-"""Build the world model and the latent MPC controller from their config groups."""
+"""Build the world model and the latent MPC controller from their config groups (and a real sim context to
+time plans on)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import torch
 
 from configs import PROJECT_ROOT, compose_config
 from planners import PlannerConfig, make_planner
@@ -104,3 +108,25 @@ def planner_config(cfg: Mapping[str, Any]) -> PlannerConfig:
 def make_mpc(world_model, planner_cfg: Mapping[str, Any]) -> LatentMPC:
     planner = make_planner(planner_cfg["name"], world_model, planner_config(planner_cfg))
     return LatentMPC(world_model, planner, context_frames=int(planner_cfg.get("context_frames", 1)))
+
+
+def planning_context(wm, frames: int, device: str):
+    """A real sim context to time plans on (the speed benchmarks): `frames` observations of a reach episode
+    (seed 0, 256 px) and the actions between them, encoded -> (z, state, past actions, goal embedding)."""
+    import envs
+
+    env = envs.make_task_env("reach", image_size=256)
+    obs, _ = env.reset(seed=0)
+    images, states, actions = [obs["image"]], [obs["state"]], []
+    for _ in range(frames - 1):
+        a = np.array([0.03, -0.02, 0.01, 0, 0, 0, 0.0])
+        obs, *_ = env.step(a)
+        images.append(obs["image"])
+        states.append(obs["state"])
+        actions.append(a)
+    goal = env.goal_image()
+    env.close()
+    z = wm.encode(np.stack(images))[None]  # [1, T0, N, D]
+    s = torch.tensor(np.stack(states), dtype=torch.float32, device=device)[None]
+    past = torch.tensor(np.stack(actions), dtype=torch.float32, device=device)[None] if actions else None
+    return (z if frames > 1 else z[:, 0]), (s if frames > 1 else s[:, 0]), past, wm.encode(goal)
