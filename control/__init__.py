@@ -1,4 +1,8 @@
 """Running robots: the one control loop, the policies it runs, and what builds, records and shows them.
 
 Sits above planners, robot_drivers, envs and worldmodel; the commands in apps/ are thin entry points over it.
+
+    from control.loop import run_episode, steps            # observe -> policy -> safety -> robot
+    from control.policies import PlannerPolicy, RandomPolicy, oracle_policy
+    from control.build import load_world_model, make_mpc   # from the `world_model` / `planner` configs
 """

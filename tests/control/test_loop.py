@@ -115,3 +115,17 @@ def test_step_line_names_the_goal_only_with_sub_goals(driver):
     assert "goal" not in step_line(r).split("distance")[0] and "energy" not in step_line(r)
     r.decision = PolicyStep(r.decision.action, energy=0.5, goal=1, goals=3)
     assert "energy 0.5000  goal 2/3" in step_line(r)
+
+
+def test_the_readme_python_example_runs():
+    """The README's control-loop example, as written, on a 2-step budget."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (code,) = [c for c in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "run_episode" in c]
+    assert "budget=driver.step_budget" in code
+    scope = {}
+    exec(code.replace("budget=driver.step_budget", "budget=2").replace("print(", "_ = ("), scope)  # noqa: S102
+    assert scope["result"].steps == 2 and len(scope["result"].energies) == 2
+    scope["driver"].close()
