@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from wm_data_helpers import CAMS, FPS, episode_data, length_of, make_writer, write_episode
+from wm_data_helpers import CAMS, FPS, episode_data, length_of, make_writer, strip_content_hashes, write_episode
 
 from worldmodel.data import DatasetError, DatasetWarning, LeRobotDataset
 from worldmodel.data import lerobot_dataset as lds
@@ -156,6 +156,7 @@ def test_skip_mode_keeps_good_episodes(ds_root: Path, case: str) -> None:
 
 
 def test_fast_open_defers_decode_checks_to_load(ds_root: Path) -> None:
+    strip_content_hashes(ds_root)  # written elsewhere: no content hashes for the fast open to check
     EPISODE_CASES["ragged list"][0](ds_root)
     ds = LeRobotDataset(ds_root)  # schema is fine: only loading the rows finds the ragged one
     with pytest.raises(DatasetError, match="rows of length 6") as err:
@@ -165,6 +166,7 @@ def test_fast_open_defers_decode_checks_to_load(ds_root: Path) -> None:
 
 @pytest.mark.parametrize("frames", [LEN1 - 2, LEN1 + 3])
 def test_decoded_frame_count_must_match_data_rows(ds_root: Path, monkeypatch: pytest.MonkeyPatch, frames: int) -> None:
+    strip_content_hashes(ds_root)  # written elsewhere: no content hashes for the fast open to check
     short_video(ds_root, frames)
     monkeypatch.setattr(lerobot_reader, "_probe_video", lambda *a, **k: None)  # pretend the header looked fine
     ds = LeRobotDataset(ds_root)
@@ -172,6 +174,40 @@ def test_decoded_frame_count_must_match_data_rows(ds_root: Path, monkeypatch: py
         ds.episode(1).images["front"]
     assert err.value.path == str(ds_root / FRONT1)
     assert ds.episode_frames(0, "front").shape[0] == length_of(0)
+
+
+def flip_bytes(rel: str, count: int = 2048) -> Callable[[Path], None]:
+    """Randomise `count` bytes in the middle of a file: it may still parse, and decode to other values."""
+
+    def f(root: Path) -> None:
+        p = root / rel
+        b = bytearray(p.read_bytes())
+        mid = len(b) // 2 - count // 2
+        b[mid : mid + count] = np.random.default_rng(1).integers(0, 256, count, dtype=np.uint8).tobytes()
+        p.write_bytes(bytes(b))
+
+    return f
+
+
+@pytest.mark.parametrize("rel", [FRONT1, DATA1])
+def test_a_changed_file_is_caught_by_its_content_hash(ds_root: Path, rel: str) -> None:
+    flip_bytes(rel, 2048 if rel == FRONT1 else 16)(ds_root)
+    for verify in ("fast", "full"):
+        with pytest.raises(DatasetError) as err:
+            LeRobotDataset(ds_root, verify=verify)
+        assert err.value.path == str(ds_root / rel)
+    ds = LeRobotDataset(ds_root, verify="meta")  # opted out at open: loading the episode still checks
+    with pytest.raises(DatasetError, match="sha256 recorded when episode 1 was committed|cannot|decode|rows|null"):
+        ds.episode(1).images["front"] if rel == FRONT1 else ds.episode(1)
+    ds.episode(0)  # the others load
+
+
+def test_the_writer_records_a_content_hash_for_every_file(ds_root: Path) -> None:
+    import hashlib
+
+    row = pq.read_table(ds_root / META1).to_pylist()[0]
+    for rel, key in ((DATA1, "data/sha256"), (FRONT1, "videos/observation.images.front/sha256")):
+        assert row[key] == hashlib.sha256((ds_root / rel).read_bytes()).hexdigest()
 
 
 GLOBAL_CASES = {

@@ -289,6 +289,25 @@ def test_merge_renumbers_and_links(tmp_path: Path) -> None:
     assert LeRobotDataset(out).num_episodes == 7
 
 
+def test_merge_keeps_episode_info_and_refuses_a_corrupt_source(tmp_path: Path) -> None:
+    a, out = tmp_path / "a", tmp_path / "out"
+    with make_writer(a) as w:
+        for s in (10, 11):
+            add_frames(w, episode_data(s, length_of(s)))
+            w.save_episode(info={"seed": s, "policy": "oracle"})
+    assert merge_datasets([a], out) == [0, 1]
+    assert [LeRobotDataset(out).episode_info(i) for i in (0, 1)] == [{"seed": 10, "policy": "oracle"}, {"seed": 11, "policy": "oracle"}]
+    video = a / "videos/observation.images.front/chunk-000/file-001.mp4"
+    b = bytearray(video.read_bytes())
+    b[len(b) // 2] ^= 0xFF
+    video.write_bytes(bytes(b))
+    with pytest.raises(DatasetError, match="sha256") as err:
+        merge_datasets([a], tmp_path / "out2")
+    assert err.value.path == str(video)
+    with pytest.warns(DatasetWarning, match="skipped 1 bad episode"):  # or leaves it out, and says so
+        assert merge_datasets([a], tmp_path / "out3", on_error="skip") == [0]
+
+
 def test_parallel_writers_share_one_root(tmp_path: Path) -> None:
     procs = [
         subprocess.Popen([sys.executable, str(HELPER), "parallel", str(tmp_path), str(k), "3"], stderr=subprocess.PIPE, text=True)
@@ -430,7 +449,9 @@ def test_reader_accepts_multi_episode_files(tmp_path: Path) -> None:
         table[f"{key}/from_timestamp"] = [0.0, t0]
         table[f"{key}/to_timestamp"] = [t0, t0 + 7 / FPS]
     (multi / "meta/episodes/chunk-000").mkdir(parents=True)
-    pq.write_table(pa.table(table, schema=metas[0].schema), multi / "meta/episodes/chunk-000/file-000.parquet")
+    table = {k: v for k, v in table.items() if not k.endswith("/sha256")}  # LeRobot records no content hashes
+    schema = pa.schema([f for f in metas[0].schema if not f.name.endswith("/sha256")])
+    pq.write_table(pa.table(table, schema=schema), multi / "meta/episodes/chunk-000/file-000.parquet")
 
     ds = LeRobotDataset(multi, verify="full")
     for i, d in enumerate(data):

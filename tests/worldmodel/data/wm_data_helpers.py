@@ -72,6 +72,16 @@ def write_episode(writer: DatasetWriter, d: dict) -> int:
     return writer.save_episode()
 
 
+def strip_content_hashes(root) -> None:
+    """Drop the per-file sha256 columns from every episode meta: the dataset as another writer (LeRobot's)
+    would leave it, so that the structural checks are what finds a bad file."""
+    import pyarrow.parquet as pq
+
+    for meta in sorted((Path(root) / "meta" / "episodes").rglob("*.parquet")):
+        table = pq.read_table(meta)
+        pq.write_table(table.drop_columns([c for c in table.column_names if c.endswith("/sha256")]), meta)
+
+
 def seed_of(worker: int, k: int) -> int:
     return 100 * (worker + 1) + k
 

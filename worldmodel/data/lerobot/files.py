@@ -25,6 +25,15 @@ from worldmodel.data.lerobot.format import DatasetError
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes (read in 1 MiB blocks): recorded in the episode meta at commit, checked on open."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _tmp_path(root: Path, name: str) -> Path:
     """A fresh temp name under ``root/.tmp``; encodes pid and host so stale files can be cleaned."""
     return root / ".tmp" / f"tmp-{os.getpid()}-{_HOST}-{uuid.uuid4().hex[:8]}-{name}"

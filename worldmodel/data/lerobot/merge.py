@@ -65,12 +65,13 @@ def merge_datasets(
                         # A shared multi-episode video: cut this episode out by re-encoding it.
                         videos[cam] = _reencode(ds, ep, cam, out)
                     else:
+                        ds._check_content(r, vp)  # never carry a corrupt file over under a fresh hash
                         videos[cam] = _tmp_path(out, f"{cam}.mp4")
                         _link_or_copy(vp, videos[cam], link)
                 ep_stats = ds.episode_stats(ep)
                 image_stats = {c: ep_stats[IMAGE_PREFIX + c] for c in r.videos if IMAGE_PREFIX + c in ep_stats}
                 columns = {k: cols[k] for k in user_features}
-                new_indices.append(committer.commit(columns, frame_tasks, videos, image_stats))
+                new_indices.append(committer.commit(columns, frame_tasks, videos, image_stats, info=r.info))
             finally:
                 for tmp in videos.values():
                     tmp.unlink(missing_ok=True)

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from worldmodel.data.lerobot.files import _read_json, _read_parquet, _read_tasks
+from worldmodel.data.lerobot.files import _read_json, _read_parquet, _read_tasks, file_sha256
 from worldmodel.data.lerobot.format import (
     _FILE_RE,
     CHUNKS_SIZE,
@@ -41,6 +41,7 @@ class _EpisodeRecord:
     videos: dict[str, tuple[Path, float, float]]  # camera -> (path, from_ts, to_ts)
     meta_path: Path
     info: dict[str, Any] = field(default_factory=dict)  # the writer's ``info/<key>`` columns
+    sha256: dict[Path, str] = field(default_factory=dict)  # file -> its content hash recorded at commit (our writer)
 
 
 @dataclass(frozen=True)
@@ -91,9 +92,11 @@ class LeRobotDataset:
     """Reader for a LeRobot v3.0 dataset (ours or one with many episodes per file).
 
     Opening validates ``info.json``, ``tasks.parquet`` and every episode meta; with ``verify="fast"``
-    (default, ~1-3 ms per episode) also each episode's data-file schema/row count and video headers
-    (size, frame count); ``verify="full"`` also loads every episode and decodes every video;
-    ``verify="meta"`` checks nothing more (for very large datasets). A bad episode raises
+    (default, ~1-3 ms per episode) also each episode's data-file schema/row count, video headers (size,
+    frame count) and the sha256 of its data and video files where the writer recorded them (ours does, at
+    commit; a dataset written elsewhere has none, and its files are then checked only as above);
+    ``verify="full"`` also loads every episode and decodes every video; ``verify="meta"`` checks none of
+    this, content hashes included (for very large datasets). A bad episode raises
     ``DatasetError`` (``on_error="raise"``) or is left out with a ``DatasetWarning`` listing it
     (``on_error="skip"``; see ``skipped``). Loading an episode always re-checks it fully and raises
     ``DatasetError`` naming the file on any problem. Bad global metadata (info.json, tasks.parquet)
@@ -243,11 +246,14 @@ class LeRobotDataset:
             except (TypeError, ValueError, KeyError, IndexError) as e:
                 raise DatasetError(path, f"bad episode row: {e}") from e
             info = {k[len("info/"):]: v for k, v in row.items() if k.startswith("info/") and v is not None}
-            out.append(_EpisodeRecord(ep, length, tasks, data, start, stop, videos, path, info))
+            files = {"data": data, **{f"videos/{IMAGE_PREFIX}{cam}": vp for cam, (vp, _, _) in videos.items()}}
+            sha256 = {p: str(row[f"{k}/sha256"]) for k, p in files.items() if row.get(f"{k}/sha256")}
+            out.append(_EpisodeRecord(ep, length, tasks, data, start, stop, videos, path, info, sha256))
         return out
 
     def _verify(self, r: _EpisodeRecord, full: bool) -> None:
-        """Header-level checks; ``full`` also loads the rows and decodes every camera."""
+        """Header-level checks and the files' content hashes (where the writer recorded them); ``full`` also
+        loads the rows and decodes every camera."""
         if not r.data_path.is_file():
             raise DatasetError(r.data_path, "data file is missing")
         try:
@@ -262,10 +268,21 @@ class LeRobotDataset:
             h, w = self.cameras[cam]
             exact = r.length if self._refs[vp] == 1 else None
             _probe_video(vp, h, w, min_frames=round(to_ts * self.fps), exact_frames=exact)
-        if full:
+        if full:  # loading checks each file's content hash too, after its structure
             self._load_columns(r)
             for cam in self.cameras:
                 self.episode_frames(r.index, cam, _record=r)
+        else:
+            for path in r.sha256:  # last: a malformed file is named for what is wrong with it first
+                self._check_content(r, path)
+
+    @staticmethod
+    def _check_content(r: _EpisodeRecord, path: Path) -> None:
+        """The file's bytes against the sha256 recorded at commit (a file without one is not checked)."""
+        digest = r.sha256.get(path)
+        if digest is not None and path.is_file() and file_sha256(path) != digest:
+            raise DatasetError(path, f"content does not match the sha256 recorded when episode {r.index} was committed "
+                                     "(corrupted or changed since)")
 
     # ---- episodes -------------------------------------------------------------------------------
 
@@ -318,6 +335,7 @@ class LeRobotDataset:
             raise DatasetError(path, f"episode_index column does not match episode {r.index}")
         if (cols["frame_index"] != np.arange(r.length)).any():
             raise DatasetError(path, "frame_index is not 0..T-1 in order")
+        self._check_content(r, path)
         return cols
 
     def episode(self, episode_index: int) -> Episode:
@@ -346,6 +364,7 @@ class LeRobotDataset:
         frames = _decode_video(vp, h, w, self.fps, from_ts, to_ts, whole_file=self._refs.get(vp, 1) == 1)
         if len(frames) != r.length:
             raise DatasetError(vp, f"decoded {len(frames)} frames but episode {r.index} has {r.length} data rows")
+        self._check_content(r, vp)
         return frames
 
     # ---- statistics -----------------------------------------------------------------------------

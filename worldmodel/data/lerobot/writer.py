@@ -29,6 +29,7 @@ from worldmodel.data.lerobot.files import (
     _tmp_path,
     _write_json_atomic,
     _write_parquet_atomic,
+    file_sha256,
 )
 from worldmodel.data.lerobot.format import (
     _CAMERA_RE,
@@ -245,10 +246,13 @@ class _Committer:
         _write_parquet_atomic(self.root, self.data_path(ep), table, self.fsync)
         for cam, tmp in videos.items():
             _publish(tmp, self.video_path(f"{IMAGE_PREFIX}{cam}", ep), self.fsync)
+        # Content hashes of the files as published: the reader checks them, so corruption is caught.
+        hashes = {"data": file_sha256(self.data_path(ep))}
+        hashes.update({f"videos/{IMAGE_PREFIX}{cam}": file_sha256(self.video_path(f"{IMAGE_PREFIX}{cam}", ep)) for cam in videos})
 
         # Commit point: the episode exists once its meta file does.
         meta_path = self.meta_path(ep)
-        meta = self._meta_table(ep, length, start, episode_tasks, ep_stats, episode_info)
+        meta = self._meta_table(ep, length, start, episode_tasks, ep_stats, episode_info, hashes)
         _write_parquet_atomic(self.root, meta_path, meta, self.fsync)
         if self.fsync:
             _fsync_dir(meta_path.parent)
@@ -272,7 +276,7 @@ class _Committer:
         return ep
 
     def _meta_table(self, ep: int, length: int, start: int, tasks: list[str], stats: Mapping[str, Stats],
-                    info: Mapping[str, int | float | str] | None = None) -> pa.Table:
+                    info: Mapping[str, int | float | str] | None = None, hashes: Mapping[str, str] | None = None) -> pa.Table:
         c, f = _chunk_file(ep, self.chunks_size)
         row: dict[str, pa.Array] = {
             "episode_index": pa.array([ep], pa.int64()),
@@ -288,6 +292,8 @@ class _Committer:
             row[f"videos/{key}/file_index"] = pa.array([f], pa.int64())
             row[f"videos/{key}/from_timestamp"] = pa.array([0.0], pa.float64())
             row[f"videos/{key}/to_timestamp"] = pa.array([length / self.fps], pa.float64())
+        for prefix, digest in (hashes or {}).items():  # "data" and "videos/<key>": the sha256 of that file
+            row[f"{prefix}/sha256"] = pa.array([digest], pa.string())
         for key, value in (info or {}).items():
             if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise ValueError(f"episode info {key!r} must be an int, float or str, got {value!r}")
