@@ -381,3 +381,50 @@ def test_franky_sim_watchdog_stops_an_asynchronous_arm(sim_backend):
         sim_backend.asynchronous = False
         sim_backend.robot.relative_dynamics_factor = 0.5
         sim_backend.reset()
+
+
+@pytest.mark.slow
+def test_franky_sim_fuzzed_steps_at_the_box_edges_move_within_the_limits(sim_backend):
+    """The fault probe's fuzz on franky-sim through the robot server: random steps (some beyond the step
+    limits, with rotations) pushed toward the box edges; every measured step stays within the limits and the
+    box (plus the motion tolerance), or the server holds the arm and says so."""
+    from robot_drivers.protocol import RemoteRobotError
+    from robot_drivers.remote_driver import RemoteDriver
+    from robot_drivers.safety import MotionTolerance
+    from robot_drivers.server import RobotServer
+    from robot_pose import rotation_delta
+
+    # A box the arm reaches everywhere with the hand down. Pushed into the corners of FRANKA_LIMITS' larger box
+    # (x to 0.8, |y| to 0.5, z to 0.8 m), franky-sim moved the hand up to 0.72 m in one step before the
+    # server's motion check held it, and the next reset failed ("Motion planner failed"): the box must be
+    # the reachable region (docs/real_franka.md).
+    L = SafetyLimits(workspace_low=(0.3, -0.25, 0.1), workspace_high=(0.6, 0.25, 0.5))
+    tol, rng = MotionTolerance(), np.random.default_rng(11)
+    lo, hi = np.array(L.workspace_low), np.array(L.workspace_high)
+    steps = held = 0
+    with RobotServer(sim_backend, port=0, watchdog_s=0, limits=L) as srv:
+        srv._close_backend = lambda: None  # the module fixture owns the backend
+        with RemoteDriver("127.0.0.1", srv.port, timeout_s=30.0, reset_timeout_s=60.0) as d:
+            s = d.reset().state
+            direction = rng.choice([-1, 1], 3)  # push toward one corner of the box, then another
+            for k in range(36):
+                if k % 12 == 0:
+                    direction = rng.choice([-1, 1], 3)
+                a = np.zeros(7)
+                a[:3] = direction * L.max_translation * rng.uniform(0.5, 1.3, 3)
+                a[3:6] = rng.uniform(-1.2, 1.2, 3) * L.max_rotation
+                try:
+                    d.act(a)
+                except RemoteRobotError as e:  # the server caught a bad measured step and held the arm
+                    assert e.code == "motion_limit", e
+                    held += 1
+                    s = d.reset().state
+                    continue
+                s2 = d.observe().state
+                steps += 1
+                assert np.abs(s2[:3] - s[:3]).max() <= L.max_translation + tol.translation, (s, s2)
+                assert np.abs(rotation_delta(s[None, 3:6], s2[None, 3:6])[0]).max() <= L.max_rotation + tol.rotation, (s, s2)
+                assert np.all(s2[:3] >= lo - tol.translation) and np.all(s2[:3] <= hi + tol.translation), s2
+                s = s2
+    assert steps >= 30 and held <= 3, (steps, held)
+    print(f"\n{steps} fuzzed franky-sim steps within the limits, {held} held by the motion check")
