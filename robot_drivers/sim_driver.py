@@ -50,6 +50,8 @@ class SimDriver:
 
     def act(self, action) -> np.ndarray:
         """Filter `action` through this driver's safety layer, execute it, return what was executed."""
+        if self._stopped:
+            raise RuntimeError("SimDriver.act() after stop(): call reset() to start a new episode")
         safe, self.last_safety = self.safety.filter(action, self.observe().state)
         return self.execute(safe)
 
@@ -57,7 +59,7 @@ class SimDriver:
         """Step the sim with an action that already passed a safety layer (the robot server's, for the sim
         backend behind it; `act` for everyone else); returns the share of it the arm could reach."""
         if self._stopped:
-            raise RuntimeError("SimDriver.act() after stop(): call reset() to start a new episode")
+            raise RuntimeError("SimDriver.execute() after stop(): call reset() to start a new episode")
         safe = np.array(safe, dtype=np.float64)
         raw, _, _, _, info = self.env.step(safe)
         safe[:6] *= info["step_fraction"]  # the share of the step the arm could reach (envs/controller.py)
