@@ -7,8 +7,9 @@ records its task, seed and policy.
 
 Crashes: a worker that dies mid-episode loses that episode only; the parent notices, starts a new worker
 and runs the episode once more, and stops with an error (exit code 1) if it dies again. Workers die with
-the parent. A rerun into an existing dataset resumes: the (task, seed) pairs already committed there are
-skipped, and it says how many."""
+the parent; a worker killed after committing its episode but before replying does not get it run twice.
+A rerun into an existing dataset resumes: the (task, seed) pairs already committed there are skipped, and
+it says how many."""
 
 from __future__ import annotations
 

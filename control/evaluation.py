@@ -1,4 +1,5 @@
-"""The sim benchmark (sim-benchmark): success rates of the world-model planner beside the random floor and the oracle ceiling.
+"""The sim benchmark (sim-benchmark): the world-model planner's success rates beside the random floor and
+the oracle ceiling.
 
 Tasks x seeds x policies, episodes in parallel worker processes with a progress bar. Writes
 `results.json` (every episode + the summary), `results.md` (the table) and `results.png` (success with
@@ -19,7 +20,6 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
-
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
