@@ -17,7 +17,6 @@ from configs import compose_config
 from worldmodel.data.lerobot_dataset import LeRobotDataset
 
 
-
 def user_error(capsys, main, argv) -> str:
     """Run a command that must refuse its input: exit code 2 and one line on stderr, no traceback."""
     capsys.readouterr()
