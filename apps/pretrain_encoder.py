@@ -22,7 +22,7 @@ from worldmodel.model_card import log_wall_time, write_card
 
 def run(cfg: DictConfig, progress: bool = True) -> dict:
     from worldmodel.data.clips import split_episodes
-    from worldmodel.data.lerobot_dataset import LeRobotDataset
+    from worldmodel.data.lerobot import LeRobotDataset
     from worldmodel.pretrain import build_pretrainer, load_clip_memory, pretrain, pretrain_config
     from worldmodel.train import resolve_device
 

@@ -24,7 +24,7 @@ from worldmodel.model_card import log_wall_time, write_card
 
 def run(cfg: DictConfig, progress: bool = True) -> dict:
     from worldmodel.data.clips import split_episodes
-    from worldmodel.data.lerobot_dataset import LeRobotDataset
+    from worldmodel.data.lerobot import LeRobotDataset
     from worldmodel.lewm.train import LeWMTrainConfig, build_trainer, train_lewm
     from worldmodel.pretrain import load_clip_memory
     from worldmodel.train import init_distributed, resolve_device

@@ -14,7 +14,7 @@ import time
 
 def main() -> None:
     from worldmodel.data.lerobot.files import file_sha256
-    from worldmodel.data.lerobot_dataset import LeRobotDataset
+    from worldmodel.data.lerobot import LeRobotDataset
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)

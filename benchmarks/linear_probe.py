@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from worldmodel import checkpoints
 from worldmodel.data.clips import split_episodes
-from worldmodel.data.lerobot_dataset import LeRobotDataset
+from worldmodel.data.lerobot import LeRobotDataset
 from worldmodel.encoder import VisionTransformer
 from worldmodel.world_model import VJEPAFrameEncoder
 

@@ -1,7 +1,7 @@
 """Data collection (collect-trajectories): noisy oracle demonstrations and random exploration into a trajectory dataset.
 
 Episodes run in parallel worker processes, each with its own MuJoCo scene, all writing into one dataset
-(episode commits are atomic and serialised by a file lock, see worldmodel/data/lerobot_dataset.py). Episode
+(episode commits are atomic and serialised by a file lock, see worldmodel/data/lerobot/). Episode
 k uses task tasks[k % len(tasks)] and seed env.seed + k, so a collection is reproducible, and every episode
 records its task, seed and policy.
 
@@ -139,7 +139,7 @@ def run_job(job: EpisodeJob) -> dict:
 
 def committed(out: str | Path) -> tuple[set[tuple[str, int]], int]:
     """((task, seed) pairs already in the dataset at `out`, episodes there without a recorded seed)."""
-    from worldmodel.data.lerobot_dataset import LeRobotDataset
+    from worldmodel.data.lerobot import LeRobotDataset
 
     if not (Path(out) / "meta" / "info.json").exists():
         return set(), 0

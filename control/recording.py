@@ -1,7 +1,7 @@
 """Record episodes driven through a RobotDriver into the trajectory dataset (LeRobot v3.0 layout).
 
 Frame t holds the observation at step t and the action sent from it (after the safety layer); the final
-frame holds the last observation and a zero action (worldmodel/data/lerobot_dataset.py). Privileged sim
+frame holds the last observation and a zero action (worldmodel/data/lerobot/). Privileged sim
 extras (end-effector and cube positions, success) are stored when the driver provides them.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from robot_drivers.base import Observation
-from worldmodel.data.lerobot_dataset import DatasetWriter, FeatureSpec
+from worldmodel.data.lerobot import DatasetWriter, FeatureSpec
 
 PRIVILEGED_FEATURES = {
     "observation.ee_pos": FeatureSpec("float32", (3,)),

@@ -81,7 +81,7 @@ def load_clip_memory(dataset, camera: str, size: int, episodes: Sequence[int] | 
     """Decode ``camera`` of the given episodes (default: all) once, resized to ``size`` (with their actions)."""
     from tqdm import tqdm
 
-    from worldmodel.data.lerobot_dataset import DatasetError
+    from worldmodel.data.lerobot import DatasetError
 
     if camera not in dataset.cameras:
         raise DatasetError(dataset.root, f"no camera {camera!r}; the dataset's cameras are {sorted(dataset.cameras)}")

@@ -266,7 +266,7 @@ def _post_train(data, encoder_path, predictor_cfg: dict, cfg: TrainConfig, *, ru
                 max_steps_this_call, progress, init_from=None) -> dict:
     from tqdm import tqdm
 
-    from worldmodel.data.lerobot_dataset import DatasetError, LeRobotDataset
+    from worldmodel.data.lerobot import DatasetError, LeRobotDataset
 
     device = resolve_device(device)
     if threads:

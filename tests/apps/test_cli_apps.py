@@ -14,7 +14,7 @@ from PIL import Image
 
 from apps import collect_trajectories, plan_goal, render_goal
 from configs import compose_config
-from worldmodel.data.lerobot_dataset import LeRobotDataset
+from worldmodel.data.lerobot import LeRobotDataset
 
 
 def user_error(capsys, main, argv) -> str:

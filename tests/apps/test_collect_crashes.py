@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from apps import collect_trajectories
-from worldmodel.data.lerobot_dataset import LeRobotDataset
+from worldmodel.data.lerobot import LeRobotDataset
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import pytest
 from server_process import free_port, kill, start_server_process
 
 from apps import plan_goal, render_goal
-from worldmodel.data.lerobot_dataset import LeRobotDataset
+from worldmodel.data.lerobot import LeRobotDataset
 
 
 @pytest.mark.slow

@@ -103,7 +103,7 @@ def test_idempotent_requests_are_retried_then_fail_fast_while_unreachable():
 @pytest.mark.slow
 def test_server_killed_mid_episode_then_restarted(tmp_path):
     from control import recording as episode_log
-    from worldmodel.data.lerobot_dataset import LeRobotDataset
+    from worldmodel.data.lerobot import LeRobotDataset
 
     port = free_port()
     proc = start_server_process(port)

@@ -9,7 +9,7 @@ import torch
 from synthetic_datasets import write_square_dataset
 
 from worldmodel import checkpoints
-from worldmodel.data.lerobot_dataset import LeRobotDataset
+from worldmodel.data.lerobot import LeRobotDataset
 from worldmodel.lewm.model import LeWM, LeWMWorldModel
 from worldmodel.lewm.sigreg import collapse_diagnostics, epps_pulley, random_directions, sigreg
 from worldmodel.lewm.train import EmbeddingCollapse, LeWMTrainConfig, build_trainer, curvature, train_lewm

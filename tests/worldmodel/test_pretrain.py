@@ -8,7 +8,7 @@ import torch
 from synthetic_datasets import write_square_dataset
 
 from worldmodel import checkpoints
-from worldmodel.data.lerobot_dataset import LeRobotDataset
+from worldmodel.data.lerobot import LeRobotDataset
 from worldmodel.masks import BlockMaskSpec, sample_batch_masks, sample_block_size, sample_mask
 from worldmodel.pretrain import (
     MaskedPredictor,

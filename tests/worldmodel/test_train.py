@@ -14,7 +14,7 @@ from training_processes import kill_after_logged, run
 
 from worldmodel import checkpoints
 from worldmodel.data.clips import EpisodeArrays, collate
-from worldmodel.data.lerobot_dataset import DatasetError
+from worldmodel.data.lerobot import DatasetError
 from worldmodel.encoder import build_encoder
 from worldmodel.train import TrainConfig, ac_loss, build_predictor, post_train, wsd_lr
 from worldmodel.world_model import VJEPAWorldModel

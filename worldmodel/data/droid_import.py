@@ -41,7 +41,7 @@ import numpy as np
 from tqdm import tqdm
 
 from robot_pose import canonical_state, state_deltas
-from worldmodel.data.lerobot_dataset import DatasetError, DatasetWriter
+from worldmodel.data.lerobot import DatasetError, DatasetWriter
 
 __all__ = [
     "DroidEpisode",

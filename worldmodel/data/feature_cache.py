@@ -153,7 +153,7 @@ def build_feature_cache(
     """The dataset's cache for ``frame_encoder`` (a ``VJEPAFrameEncoder``), filled for ``episodes``
     (default all). With several ranks each encodes its share (episode k goes to rank k % world);
     the caller synchronises (barrier) before reading the others' files."""
-    from worldmodel.data.lerobot_dataset import DatasetError
+    from worldmodel.data.lerobot import DatasetError
 
     if camera not in dataset.cameras:
         raise DatasetError(dataset.root, f"no camera {camera!r}; the dataset's cameras are {sorted(dataset.cameras)}")

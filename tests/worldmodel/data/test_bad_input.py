@@ -14,7 +14,7 @@ import pytest
 from wm_data_helpers import CAMS, FPS, episode_data, length_of, make_writer, strip_content_hashes, write_episode
 
 from worldmodel.data import DatasetError, DatasetWarning, LeRobotDataset
-from worldmodel.data import lerobot_dataset as lds
+from worldmodel.data.lerobot.video import _codec_options, _VideoEncoder
 from worldmodel.data.lerobot import reader as lerobot_reader
 
 DATA1 = "data/chunk-000/file-001.parquet"
@@ -78,7 +78,7 @@ def state_rows(t: pa.Table) -> list[list[float]]:
 
 def short_video(root: Path, frames: int = LEN1 - 1) -> None:
     h, w = CAMS["front"]
-    enc = lds._VideoEncoder(root / FRONT1, FPS, h, w, "libx264", lds._codec_options("libx264", 20, 8))
+    enc = _VideoEncoder(root / FRONT1, FPS, h, w, "libx264", _codec_options("libx264", 20, 8))
     for t in range(frames):
         enc.write(np.full((h, w, 3), 100, np.uint8))
     enc.finish()

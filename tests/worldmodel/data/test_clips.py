@@ -12,7 +12,7 @@ from worldmodel.data.clips import (
     split_episodes,
     usable_episodes,
 )
-from worldmodel.data.lerobot_dataset import DatasetError, DatasetWriter, LeRobotDataset
+from worldmodel.data.lerobot import DatasetError, DatasetWriter, LeRobotDataset
 
 
 def arrays(index, length, n=4, d=3):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from worldmodel.data.feature_cache import FeatureCache, build_feature_cache, cache_key_spec, default_frame_encoder
-from worldmodel.data.lerobot_dataset import DatasetError, DatasetWriter, LeRobotDataset
+from worldmodel.data.lerobot import DatasetError, DatasetWriter, LeRobotDataset
 from worldmodel.encoder import build_encoder
 from worldmodel.world_model import VJEPAFrameEncoder
 

@@ -18,7 +18,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from worldmodel.data.lerobot import files as lerobot_files  # noqa: E402
-from worldmodel.data.lerobot_dataset import DatasetWriter, FeatureSpec  # noqa: E402
+from worldmodel.data.lerobot import DatasetWriter, FeatureSpec  # noqa: E402
 
 FPS = 4
 CAMS = {"front": (48, 64), "wrist": (48, 48)}
