@@ -20,8 +20,7 @@ class PolicyStep:
     energy: float | None = None  # the chosen plan's energy (planner only)
     iteration_energies: list[float] | None = None  # the best energy after each planner iteration
     goal: int = 0  # index of the goal image the energy was measured against (sub-goals first)
-    goals: int = 1  # how many goal images the policy walks through
-    plan_seconds: float | None = None  # time spent planning (encode + search)
+    goals: int = 1  # how many goal images the policy walks through (the loop times each decision itself)
 
     @property
     def final_goal(self) -> bool:
@@ -45,7 +44,7 @@ class PlannerPolicy(Policy):
 
     def act(self, obs: Observation) -> PolicyStep:
         step = self.mpc.act(obs.image, obs.state)
-        return PolicyStep(step.action, step.energy, step.iteration_energies, step.goal, step.goals, step.plan_seconds)
+        return PolicyStep(step.action, step.energy, step.iteration_energies, step.goal, step.goals)
 
     def executed(self, sent: np.ndarray) -> None:
         self.mpc.observe_executed(sent)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,9 +32,8 @@ class MPCStep:
     action: np.ndarray  # [7] the first planned action
     energy: float
     iteration_energies: list[float]
-    plan_seconds: float
     fallback: bool
-    goal: int = 0  # which goal image the energy was measured against (planners/mpc.py)
+    goal: int = 0  # which goal image the energy was measured against (SubgoalMPC)
     goals: int = 1
 
 
@@ -67,7 +65,6 @@ class LatentMPC:
     def act(self, image: np.ndarray, state: np.ndarray) -> MPCStep:
         if self.z_goal is None:
             raise RuntimeError("LatentMPC.act() before set_goal()")
-        t0 = time.perf_counter()
         self._frames.append(self.world_model.encode(image)[0])
         self._states.append(torch.as_tensor(np.asarray(state), dtype=torch.float32))
         # Executed actions beyond the kept frames are dropped so frames and actions stay aligned.
@@ -87,7 +84,7 @@ class LatentMPC:
         if result.fallback or not np.all(np.isfinite(action)):
             log.warning("mpc: planner gave no usable plan; holding still this step")
             action = np.zeros(7)
-        return MPCStep(action, result.energy, result.iteration_energies, time.perf_counter() - t0, result.fallback)
+        return MPCStep(action, result.energy, result.iteration_energies, result.fallback)
 
 
 def per_goal_steps(n_goals: int, switch_every: int | Sequence[int] | None, switch_energy: float | None,
