@@ -13,12 +13,13 @@ import functools
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from configs import compose_config
+from vjepa_planning.configs import compose_config
 
 DEBUG_ENV = "VJEPA_DEBUG"
 # What a person's input can cause: bad files (goal images, checkpoints, datasets, specs: ValueError and its
@@ -58,8 +59,10 @@ def parse(
     description: str,
     flags: dict[str, tuple[str, str]],
     argv: list[str] | None = None,
+    sweep: Callable[[DictConfig], object] | None = None,
 ) -> DictConfig:
-    """flags: {"--goal": ("goal", "help text")} — the option and the config key it sets."""
+    """flags: {"--goal": ("goal", "help text")} — the option and the config key it sets. A command that
+    passes `sweep` (what it does with a config) also takes `-m`: a Hydra multirun, see `multirun`."""
     parser = argparse.ArgumentParser(
         prog=config_name.replace("_", "-"),
         description=description,
@@ -70,6 +73,9 @@ def parse(
         parser.add_argument(flag, dest=key.replace(".", "__"), default=None, help=f"{help_text} (config: {key})")
     parser.add_argument("--cfg", action="store_true", help="print the composed config and exit")
     parser.add_argument("--debug", action="store_true", help=f"show tracebacks for input errors (or set ${DEBUG_ENV}=1)")
+    if sweep is not None:
+        parser.add_argument("-m", "--multirun", action="store_true",
+                            help="one run per combination of comma-separated override values (a Hydra sweep)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides KEY=VALUE")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     overrides = list(args.overrides)
@@ -79,6 +85,9 @@ def parse(
         value = getattr(args, key.replace(".", "__"))
         if value is not None:
             overrides.append(f"{key}={_quote(value)}")
+    if sweep is not None and args.multirun:
+        multirun(config_name, overrides, sweep)
+        raise SystemExit(0)
     cfg = compose_config(config_name, overrides)
     if args.cfg:
         print(OmegaConf.to_yaml(cfg))
@@ -92,3 +101,32 @@ def _quote(value: str) -> str:
     if any(c in value for c in " =,[]{}()'\"\\:") and not (value.startswith("'") or value.startswith('"')):
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     return value
+
+
+def multirun(config_name: str, overrides: list[str], task: Callable[[DictConfig], object]) -> None:
+    """Hydra's sweeper and launcher over `task`: one job per combination of the sweep overrides
+    (`planner.num_samples=64,128 planner=cem,mppi`), each writing under `<out>/<its overrides>/` with the
+    composed config in `.hydra/`. Jobs run one after another here; `hydra/launcher=submitit_slurm` (pip install
+    hydra-submitit-launcher) sends each to SLURM instead."""
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from vjepa_planning.configs import _register_schemas
+
+    def job(cfg: DictConfig) -> object:
+        cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+        cfg.out = HydraConfig.get().runtime.output_dir
+        OmegaConf.set_readonly(cfg, True)
+        return task(cfg)
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    _register_schemas()
+    fixed = sorted({o.key_or_group for o in OverridesParser.create().parse_overrides(overrides) if not o.is_sweep_override()})
+    placement = ["hydra.sweep.dir=${out}", "hydra.sweep.subdir=${hydra.job.override_dirname}", "hydra.job.chdir=false",
+                 f"hydra.job.config.override_dirname.exclude_keys=[{','.join(fixed)}]"]  # a job's folder: its sweep values
+    argv, sys.argv = sys.argv, [sys.argv[0], "--multirun", *placement, *overrides]
+    try:
+        hydra.main(config_path="pkg://vjepa_planning.configs", config_name=config_name, version_base="1.3")(job)()
+    finally:
+        sys.argv = argv

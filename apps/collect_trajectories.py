@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import sys
 
-from apps.cli import command, parse
-from control.collection import CollectionError, collect
+from vjepa_planning.apps.cli import command, parse
+from vjepa_planning.control.collection import CollectionError, collect
 
 
 @command("collect-trajectories")

@@ -17,14 +17,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from apps.cli import command, parse
-from control.goal_image import check_goal_camera, load_episode_spec, load_goal_image, sidecar_path
-from control.loop import run_episode
-from control.policies import PlannerPolicy, RandomPolicy, oracle_policy
-from control.recording import EpisodeRecorder
-from control.rerun_log import RerunLogger
-from planners.mpc import SubgoalMPC
-from robot_drivers.factory import make_driver
+from vjepa_planning.apps.cli import command, parse
+from vjepa_planning.control.goal_image import check_goal_camera, load_episode_spec, load_goal_image, sidecar_path
+from vjepa_planning.control.loop import run_episode
+from vjepa_planning.control.policies import PlannerPolicy, RandomPolicy, oracle_policy
+from vjepa_planning.control.recording import EpisodeRecorder
+from vjepa_planning.control.rerun_log import RerunLogger
+from vjepa_planning.planners.mpc import SubgoalMPC
+from vjepa_planning.robot_drivers.factory import make_driver
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def run(cfg: DictConfig) -> dict:
         print(f"plan-goal: {sidecar_path(goal_path)} sets env.task={spec.task} (the config said {cfg.env.task})", flush=True)
     check_goal_camera(goal_path, goal_camera, env_cfg.camera, cfg.driver.type)
     if cfg.policy == "planner":
-        from control.build import check_sim_camera
+        from vjepa_planning.control.build import check_sim_camera
 
         check_sim_camera(cfg.world_model, env_cfg, cfg.driver)
     driver = make_driver(cfg.driver, env_cfg, episode=spec)
@@ -66,7 +66,7 @@ def run(cfg: DictConfig) -> dict:
     obs = driver.reset()
     budget = int(cfg.max_steps or driver.step_budget or DEFAULT_BUDGET)
     if cfg.policy == "planner":
-        from control.build import describe_compute, load_world_model, make_mpc
+        from vjepa_planning.control.build import describe_compute, load_world_model, make_mpc
 
         print(f"plan-goal: world model in {describe_compute(cfg.world_model)}", flush=True)
 

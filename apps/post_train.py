@@ -2,7 +2,7 @@
 
 The frozen encoder's features are computed once and cached in DIR/.feature_cache/<key>/ (the key
 hashes encoder weights, architecture and preprocessing). Kill it at any time: the same command
-resumes from `run_dir/state.pt`. Multi-process (DDP): `torchrun --nproc_per_node N -m apps.post_train ...`.
+resumes from `run_dir/state.pt`. Multi-process (DDP): `torchrun --nproc_per_node N -m vjepa_planning.apps.post_train ...`.
 Prints a JSON summary with held-out validation L1 against the copy-the-last-frame baseline.
 """
 
@@ -15,25 +15,25 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from apps.cli import command, parse
-from worldmodel.model_card import write_card
+from vjepa_planning.apps.cli import command, parse
+from vjepa_planning.configs import resolve_path
+from vjepa_planning.worldmodel.model_card import write_card
 
 
 def train_config(cfg: DictConfig):
-    from worldmodel.train import TrainConfig
+    from vjepa_planning.worldmodel.train import TrainConfig
 
     t = OmegaConf.to_container(cfg.train, resolve=True)
     return TrainConfig(**{**t, "betas": tuple(t["betas"])}, seed=int(cfg.seed))
 
 
 def run(cfg: DictConfig, progress: bool = True) -> dict:
-    from control.build import resolve_path
-    from worldmodel.train import post_train
+    from vjepa_planning.worldmodel.train import post_train
 
     return post_train(
-        cfg.data, cfg.encoder_path, OmegaConf.to_container(cfg.predictor), train_config(cfg), run_dir=cfg.run_dir,
+        cfg.data, resolve_path(cfg.encoder_path, "encoder_path"), OmegaConf.to_container(cfg.predictor), train_config(cfg), run_dir=cfg.run_dir,
         out=cfg.out, camera=cfg.camera, device=cfg.device, threads=cfg.threads, progress=progress,
-        init_from=resolve_path(cfg.init_from) if cfg.get("init_from") else None,
+        init_from=resolve_path(cfg.init_from, "init_from") if cfg.get("init_from") else None,
     )
 
 
@@ -50,7 +50,7 @@ def _fmt_validation(v: dict) -> str:
 
 def write_model_card(cfg: DictConfig, command: str) -> Path:
     """``<out>.md`` beside the predictor: data, recipe, wall time, validation vs the copy-last baseline."""
-    from worldmodel import checkpoints
+    from vjepa_planning.worldmodel import checkpoints
 
     out, run_dir = Path(cfg.out), Path(cfg.run_dir)
     sd, meta = checkpoints.read_safetensors(out)
@@ -73,7 +73,7 @@ block-causal attention.
 Load the pair for planning:
 
 ```python
-from worldmodel.world_model import VJEPAWorldModel
+from vjepa_planning.worldmodel.world_model import VJEPAWorldModel
 wm = VJEPAWorldModel.from_safetensors("{extra.get('encoder')}", "{out}", device="cpu")
 z = wm.encode(frame_uint8_hw3)                 # [1, {arch['grid_size'][0] * arch['grid_size'][1]}, {arch['embed_dim']}], layer-normed
 z_hat = wm.rollout(z, state_1x7, actions_bxhx7)  # [B, H, {arch['grid_size'][0] * arch['grid_size'][1]}, {arch['embed_dim']}]

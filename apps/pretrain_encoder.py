@@ -16,15 +16,15 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from apps.cli import command, parse
-from worldmodel.model_card import log_wall_time, write_card
+from vjepa_planning.apps.cli import command, parse
+from vjepa_planning.worldmodel.model_card import log_wall_time, write_card
 
 
 def run(cfg: DictConfig, progress: bool = True) -> dict:
-    from worldmodel.data.clips import split_episodes
-    from worldmodel.data.lerobot import LeRobotDataset
-    from worldmodel.pretrain import build_pretrainer, load_clip_memory, pretrain, pretrain_config
-    from worldmodel.train import resolve_device
+    from vjepa_planning.worldmodel.data.clips import split_episodes
+    from vjepa_planning.worldmodel.data.lerobot import LeRobotDataset
+    from vjepa_planning.worldmodel.pretrain import build_pretrainer, load_clip_memory, pretrain, pretrain_config
+    from vjepa_planning.worldmodel.train import resolve_device
 
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
@@ -48,7 +48,7 @@ def run(cfg: DictConfig, progress: bool = True) -> dict:
 def write_model_card(out: str | Path, run_dir: str | Path, command: str) -> Path:
     """``<out>.md`` beside the encoder: data, recipe (config + command), wall time, final loss.
     benchmarks/linear_probe.py --card adds the probe section."""
-    from worldmodel import checkpoints
+    from vjepa_planning.worldmodel import checkpoints
 
     out, run_dir = Path(out), Path(run_dir)
     sd, meta = checkpoints.read_safetensors(out)
@@ -72,10 +72,10 @@ def write_model_card(out: str | Path, run_dir: str | Path, command: str) -> Path
 Load it:
 
 ```python
-from worldmodel import checkpoints
+from vjepa_planning.worldmodel import checkpoints
 encoder = checkpoints.load_module("{out}", kind="encoder")
 # for planning, with a predictor post-trained on its features (post-train encoder_path={out}):
-from worldmodel.world_model import VJEPAWorldModel
+from vjepa_planning.worldmodel.world_model import VJEPAWorldModel
 wm = VJEPAWorldModel.from_safetensors("{out}", "path/to/that_predictor.safetensors")
 ```
 

@@ -12,8 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from apps.cli import command, parse
-from control.goal_image import render_goal
+from vjepa_planning.apps.cli import command, parse
+from vjepa_planning.control.goal_image import render_goal
 
 
 @command("render-goal")

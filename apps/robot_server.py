@@ -19,13 +19,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from apps.cli import command, parse
-from robot_drivers.backends import SimBackend
-from robot_drivers.curve import load_server_keys, new_keys
-from robot_drivers.factory import client_curve_keys, safety_limits
-from robot_drivers.protocol import load_secret, write_secret_file
-from robot_drivers.safety import MotionTolerance
-from robot_drivers.server import RobotServer
+from vjepa_planning.apps.cli import command, parse
+from vjepa_planning.robot_drivers.backends import SimBackend
+from vjepa_planning.robot_drivers.curve import load_server_keys, new_keys
+from vjepa_planning.robot_drivers.factory import client_curve_keys, safety_limits
+from vjepa_planning.robot_drivers.protocol import load_secret, write_secret_file
+from vjepa_planning.robot_drivers.safety import MotionTolerance
+from vjepa_planning.robot_drivers.server import RobotServer
 
 log = logging.getLogger("robot-server")
 
@@ -49,8 +49,8 @@ def make_backend_factory(cfg: DictConfig):
     if cfg.backend == "franky":
 
         def factory():
-            from robot_drivers.camera import make_camera
-            from robot_drivers.franky_backend import make_franky_backend
+            from vjepa_planning.robot_drivers.camera import make_camera
+            from vjepa_planning.robot_drivers.franky_backend import make_franky_backend
 
             camera = make_camera(cfg.camera, int(cfg.env.image_size))
             try:
@@ -92,7 +92,7 @@ def build_server(cfg: DictConfig) -> RobotServer:
 def snapshot(cfg: DictConfig) -> Path:
     from PIL import Image
 
-    from robot_drivers.remote_driver import RemoteDriver
+    from vjepa_planning.robot_drivers.remote_driver import RemoteDriver
 
     with RemoteDriver(str(cfg.host), int(cfg.port), secret_file=cfg.auth.secret_file, secret_env=cfg.auth.secret_env, heartbeat=False,
                       client_name="snapshot", curve=client_curve_keys(cfg.curve)) as driver:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import sys
 
-from apps.cli import command, parse
-from control.evaluation import benchmark
+from vjepa_planning.apps.cli import command, parse
+from vjepa_planning.control.evaluation import benchmark
 
 
 @command("sim-benchmark")
@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> None:
             "--rerun": ("rerun", "directory for one .rrd recording per episode"),
         },
         argv,
+        sweep=benchmark,
     )
     benchmark(cfg)
 

@@ -1,6 +1,6 @@
 """train-lewm --data DIR: train a LeWorldModel (encoder + predictor from pixels, with SIGReg).
 
-Multi-process (DDP): `torchrun --nproc_per_node N -m apps.train_lewm ...` (train.batch_size is per rank).
+Multi-process (DDP): `torchrun --nproc_per_node N -m vjepa_planning.apps.train_lewm ...` (train.batch_size is per rank).
 Videos of the training episodes are decoded once into memory (uint8 at `img_size`) with their actions;
 clips of `train.num_frames` frames are encoded, the predictor predicts each next embedding from the
 ones before it and the actions, and SIGReg keeps the embeddings Gaussian. Kill it at any time: the same
@@ -18,16 +18,16 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from apps.cli import command, parse
-from worldmodel.model_card import log_wall_time, write_card
+from vjepa_planning.apps.cli import command, parse
+from vjepa_planning.worldmodel.model_card import log_wall_time, write_card
 
 
 def run(cfg: DictConfig, progress: bool = True) -> dict:
-    from worldmodel.data.clips import split_episodes
-    from worldmodel.data.lerobot import LeRobotDataset
-    from worldmodel.lewm.train import LeWMTrainConfig, build_trainer, train_lewm
-    from worldmodel.pretrain import load_clip_memory
-    from worldmodel.train import init_distributed, resolve_device
+    from vjepa_planning.worldmodel.data.clips import split_episodes
+    from vjepa_planning.worldmodel.data.lerobot import LeRobotDataset
+    from vjepa_planning.worldmodel.lewm.train import LeWMTrainConfig, build_trainer, train_lewm
+    from vjepa_planning.worldmodel.pretrain import load_clip_memory
+    from vjepa_planning.worldmodel.train import init_distributed, resolve_device
 
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
@@ -53,7 +53,7 @@ def run(cfg: DictConfig, progress: bool = True) -> dict:
                          step_delay_s=float(cfg.step_delay_s))
     summary.update(train_episodes=len(train_eps), train_frames=memory.num_frames, held_out_episodes=len(val_eps))
     if dd.world_size > 1:
-        from worldmodel.run_state import atomic_write_text
+        from vjepa_planning.worldmodel.run_state import atomic_write_text
 
         atomic_write_text(Path(cfg.run_dir) / f"final_rank{dd.rank}.json", json.dumps(summary, indent=1))
     return summary
@@ -61,8 +61,8 @@ def run(cfg: DictConfig, progress: bool = True) -> dict:
 
 def write_model_card(out: str | Path, run_dir: str | Path, command: str) -> Path:
     """``<out>.md`` beside the weights: data, recipe (config + command), training curve, validation."""
-    from worldmodel import checkpoints
-    from worldmodel.run_state import log_rows
+    from vjepa_planning.worldmodel import checkpoints
+    from vjepa_planning.worldmodel.run_state import log_rows
 
     out, run_dir = Path(out), Path(run_dir)
     sd, meta = checkpoints.read_safetensors(out)
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         argv,
     )
-    from worldmodel.lewm.train import EmbeddingCollapse
+    from vjepa_planning.worldmodel.lewm.train import EmbeddingCollapse
 
     try:
         summary = run(cfg)

@@ -17,7 +17,7 @@ import numpy as np
 
 
 def main() -> int:
-    from worldmodel.data.lerobot import LeRobotDataset
+    from vjepa_planning.worldmodel.data.lerobot import LeRobotDataset
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("before")

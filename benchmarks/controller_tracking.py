@@ -17,8 +17,8 @@ from tqdm import tqdm
 
 
 def tracking_errors(args: tuple[str, str, int]) -> list[float]:
-    import envs
-    from envs.policies import EXPLORE_HIGH, EXPLORE_LOW, RandomExploration
+    from vjepa_planning import envs
+    from vjepa_planning.envs.policies import EXPLORE_HIGH, EXPLORE_LOW, RandomExploration
 
     task, policy_name, seed = args
     env = envs.make_task_env(task, image_size=32)
@@ -42,7 +42,7 @@ def tracking_errors(args: tuple[str, str, int]) -> list[float]:
 
 
 def main() -> None:
-    from envs import TASKS
+    from vjepa_planning.envs import TASKS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=50)

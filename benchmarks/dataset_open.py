@@ -13,8 +13,8 @@ import time
 
 
 def main() -> None:
-    from worldmodel.data.lerobot.files import file_sha256
-    from worldmodel.data.lerobot import LeRobotDataset
+    from vjepa_planning.worldmodel.data.lerobot.files import file_sha256
+    from vjepa_planning.worldmodel.data.lerobot import LeRobotDataset
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)

@@ -21,8 +21,7 @@ BANDS_CM = (0, 1, 3, 6, 10, 15, 20, 30, 60)
 
 def episode(seed: int, image_size: int, camera: str, steps: int = 16):
     """Frames, hand-to-goal distances and the goal image of one oracle reach episode."""
-    import envs
-
+    from vjepa_planning import envs
     env = envs.make_task_env("reach", image_size=image_size, camera=camera)
     obs, info = env.reset(seed=seed)
     oracle = env.oracle()
@@ -37,10 +36,10 @@ def episode(seed: int, image_size: int, camera: str, steps: int = 16):
 
 
 def main() -> None:
-    from configs import compose_config
-    from control.build import load_world_model, world_model_overrides
+    from vjepa_planning.configs import compose_config
+    from vjepa_planning.control.build import load_world_model, world_model_overrides
     from omegaconf import OmegaConf
-    from planners.energy import l1_energy
+    from vjepa_planning.planners.energy import l1_energy
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)

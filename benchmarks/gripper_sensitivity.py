@@ -48,9 +48,9 @@ def pre_close_context(env, seed: int, frames: int):
 
 
 def main() -> None:
-    import envs
-    from control.build import compose_and_load
-    from planners.energy import l1_energy
+    from vjepa_planning import envs
+    from vjepa_planning.control.build import compose_and_load
+    from vjepa_planning.planners.energy import l1_energy
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)

@@ -27,11 +27,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from worldmodel import checkpoints
-from worldmodel.data.clips import split_episodes
-from worldmodel.data.lerobot import LeRobotDataset
-from worldmodel.encoder import VisionTransformer
-from worldmodel.world_model import VJEPAFrameEncoder
+from vjepa_planning.worldmodel import checkpoints
+from vjepa_planning.worldmodel.data.clips import split_episodes
+from vjepa_planning.worldmodel.data.lerobot import LeRobotDataset
+from vjepa_planning.worldmodel.encoder import VisionTransformer
+from vjepa_planning.worldmodel.world_model import VJEPAFrameEncoder
 
 TARGETS = ("observation.ee_pos", "observation.cube_pos")
 LAMBDAS = (1e-2, 1e-1, 1.0, 10.0, 1e2, 1e3, 1e4, 1e5)

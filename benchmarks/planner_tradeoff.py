@@ -38,14 +38,14 @@ def parse_variant(spec: str) -> tuple[str, list[str]]:
 
 def time_presets(presets: list[str], repeats: int, overrides: list[str]) -> dict[str, dict]:
     """Seconds per action (median) and candidates per plan of each preset (or variant) on one real context."""
-    from control.build import compose_and_load, planner_config, planning_context
-    from planners import make_planner
+    from vjepa_planning.control.build import compose_and_load, planner_config, planning_context
+    from vjepa_planning.planners import make_planner
 
     cfg, wm = compose_and_load("plan_goal", overrides)
     z, s, past, z_goal = planning_context(wm, int(cfg.planner.context_frames), cfg.world_model.device)
     planners = {}
     for spec in presets:
-        from configs import compose_config
+        from vjepa_planning.configs import compose_config
 
         name, variant = parse_variant(spec)
         pc = compose_config("plan_goal", [*overrides, *variant]).planner  # the variant's own settings win
@@ -68,7 +68,7 @@ def run_success(spec: str, tasks: list[str], seeds: list[int], out: Path, worker
     """sim-benchmark for one preset or variant (or its kept results when they match) -> its results.json."""
     from omegaconf import OmegaConf
 
-    from configs import compose_config
+    from vjepa_planning.configs import compose_config
 
     name, variant = parse_variant(spec)
     run_dir = out / name
@@ -81,7 +81,7 @@ def run_success(spec: str, tasks: list[str], seeds: list[int], out: Path, worker
             print(f"{name}: reusing {results}", flush=True)
             return json.loads(results.read_text())
     cmd = [
-        sys.executable, "-m", "apps.sim_benchmark", variant[0], f"tasks=[{','.join(tasks)}]",
+        sys.executable, "-m", "vjepa_planning.apps.sim_benchmark", variant[0], f"tasks=[{','.join(tasks)}]",
         "policies=[planner]", f"seed_list=[{','.join(map(str, seeds))}]", f"workers={workers}", f"out={run_dir}",
         *overrides, *variant[1:],
     ]  # fmt: skip
@@ -91,7 +91,7 @@ def run_success(spec: str, tasks: list[str], seeds: list[int], out: Path, worker
 
 
 def wilson(k: int, n: int) -> tuple[float, float]:
-    from control.evaluation import wilson_interval
+    from vjepa_planning.control.evaluation import wilson_interval
 
     return wilson_interval(k, n)
 
@@ -132,7 +132,7 @@ def plot(rows: list[dict], tasks: list[str], path: Path) -> None:
 
 
 def main() -> None:
-    from worldmodel.compute_dtype import cpu_info
+    from vjepa_planning.worldmodel.compute_dtype import cpu_info
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--planners", nargs="+", default=PRESETS)

@@ -106,11 +106,11 @@ def build_random(kind: str, device: str, dtype: torch.dtype):
     """--official-size / --random-init: the architecture with random weights, from the builders training uses."""
     from omegaconf import OmegaConf
 
-    from configs import CONFIG_DIR
-    from worldmodel.encoder import build_encoder
-    from worldmodel.predictor import build_predictor as named_predictor
-    from worldmodel.train import build_predictor
-    from worldmodel.world_model import VJEPAWorldModel
+    from vjepa_planning.configs import CONFIG_DIR
+    from vjepa_planning.worldmodel.encoder import build_encoder
+    from vjepa_planning.worldmodel.predictor import build_predictor as named_predictor
+    from vjepa_planning.worldmodel.train import build_predictor
+    from vjepa_planning.worldmodel.world_model import VJEPAWorldModel
 
     torch.manual_seed(0)
     if kind == "official":
@@ -129,9 +129,9 @@ def measure(args, cfg, dtype_setting: str, peaks: dict) -> dict:
     """One dtype: cached vs reference planning time, FLOPs and GFLOP/s (printed and returned)."""
     from omegaconf import OmegaConf
 
-    from control.build import load_world_model, planner_config, planning_context
-    from planners import make_planner
-    from worldmodel.compute_dtype import dtype_name, resolve_dtype
+    from vjepa_planning.control.build import load_world_model, planner_config, planning_context
+    from vjepa_planning.planners import make_planner
+    from vjepa_planning.worldmodel.compute_dtype import dtype_name, resolve_dtype
 
     device = cfg.world_model.device
     dtype, why = resolve_dtype(dtype_setting, device)
@@ -169,9 +169,9 @@ def measure(args, cfg, dtype_setting: str, peaks: dict) -> dict:
 
 
 def main() -> None:
-    from configs import compose_config
-    from control.build import world_model_overrides
-    from worldmodel.compute_dtype import cpu_info
+    from vjepa_planning.configs import compose_config
+    from vjepa_planning.control.build import world_model_overrides
+    from vjepa_planning.worldmodel.compute_dtype import cpu_info
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--official-size", action="store_true", help="random weights at V-JEPA 2-AC size (needs a GPU)")

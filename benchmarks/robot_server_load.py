@@ -24,9 +24,9 @@ import time
 
 import numpy as np
 
-from robot_drivers.backends import SimBackend
-from robot_drivers.remote_driver import RemoteDriver
-from robot_drivers.server import RobotServer
+from vjepa_planning.robot_drivers.backends import SimBackend
+from vjepa_planning.robot_drivers.remote_driver import RemoteDriver
+from vjepa_planning.robot_drivers.server import RobotServer
 
 WALL_CLOCK_CAP_S = 120.0
 

@@ -16,8 +16,7 @@ import numpy as np
 
 
 def control_steps_per_second(steps: int, size: int) -> float:
-    import envs
-
+    from vjepa_planning import envs
     env = envs.make_task_env("reach", image_size=size, max_steps=10**9)
     env.reset(seed=0)
     rng = np.random.default_rng(0)
@@ -35,8 +34,8 @@ def control_steps_per_second(steps: int, size: int) -> float:
 
 
 def collect_episodes_per_minute(episodes: int, workers: int, size: int) -> tuple[float, int]:
-    from configs import compose_config
-    from control.collection import collect
+    from vjepa_planning.configs import compose_config
+    from vjepa_planning.control.collection import collect
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = compose_config(

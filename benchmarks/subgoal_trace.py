@@ -21,12 +21,12 @@ import torch
 def main() -> None:
     from omegaconf import OmegaConf
 
-    from control.build import compose_and_load, make_mpc
-    from control.loop import steps
-    from control.policies import PlannerPolicy
-    from envs.tasks.grasp import grasp_pose
-    from planners.mpc import SubgoalMPC
-    from robot_drivers.factory import make_driver
+    from vjepa_planning.control.build import compose_and_load, make_mpc
+    from vjepa_planning.control.loop import steps
+    from vjepa_planning.control.policies import PlannerPolicy
+    from vjepa_planning.envs.tasks.grasp import grasp_pose
+    from vjepa_planning.planners.mpc import SubgoalMPC
+    from vjepa_planning.robot_drivers.factory import make_driver
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)

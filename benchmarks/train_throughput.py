@@ -23,12 +23,12 @@ import torch
 
 from omegaconf import OmegaConf
 
-from configs import compose_config
-from worldmodel.data.clips import ClipBatch
-from worldmodel.encoder import build_encoder
-from worldmodel.pretrain import ClipMemory, build_pretrainer, pretrain_config, sample_clips
-from worldmodel.train import TrainConfig, ac_loss, build_predictor
-from worldmodel.world_model import VJEPAFrameEncoder
+from vjepa_planning.configs import compose_config
+from vjepa_planning.worldmodel.data.clips import ClipBatch
+from vjepa_planning.worldmodel.encoder import build_encoder
+from vjepa_planning.worldmodel.pretrain import ClipMemory, build_pretrainer, pretrain_config, sample_clips
+from vjepa_planning.worldmodel.train import TrainConfig, ac_loss, build_predictor
+from vjepa_planning.worldmodel.world_model import VJEPAFrameEncoder
 
 
 def timed(fn, repeats: int) -> float:

@@ -71,8 +71,8 @@ def phase_and_goal(task: str, oracle, n_goals: int) -> tuple[str, int]:
 
 
 def collect_episode(task: str, seed: int, image_size: int, camera: str, noise: float) -> Episode:
-    import envs
-    from envs.policies import NoisyOracle
+    from vjepa_planning import envs
+    from vjepa_planning.envs.policies import NoisyOracle
 
     env = envs.make_task_env(task, image_size=image_size, camera=camera)
     obs, _ = env.reset(seed=seed)
@@ -239,7 +239,7 @@ def plot_landscapes(rows: list[dict], path: Path) -> None:
 
 
 def main() -> None:
-    from control.build import compose_and_load
+    from vjepa_planning.control.build import compose_and_load
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=6, help="episodes per task")

@@ -7,10 +7,12 @@ it changes, and an unknown or mistyped key is refused when composing."""
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
-CONFIG_DIR = Path(__file__).resolve().parent
-PROJECT_ROOT = CONFIG_DIR.parent
+from vjepa_planning.configs.paths import SHIPPED, resolve_path  # noqa: F401 - the one rule for file settings
+
+CONFIG_DIR = Path(str(files(__name__)))  # a real folder: wheels and editable installs alike
 
 
 def schema(cls: type, extra: tuple = (), exclude: tuple[str, ...] = ()) -> type:
@@ -36,10 +38,10 @@ def _register_schemas() -> None:
     store = ConfigStore.instance()
     if "schema.yaml" in store.repo.get("planner", {}):
         return
-    from planners.base import PlannerConfig
-    from worldmodel.lewm.train import LeWMTrainConfig
-    from worldmodel.pretrain import PretrainConfig
-    from worldmodel.train_config import TrainConfig
+    from vjepa_planning.planners.base import PlannerConfig
+    from vjepa_planning.worldmodel.lewm.train import LeWMTrainConfig
+    from vjepa_planning.worldmodel.pretrain import PretrainConfig
+    from vjepa_planning.worldmodel.train_config import TrainConfig
 
     store.store(group="planner", name="schema", node=schema(PlannerConfig, extra=(("name", "str", "cem"), ("context_frames", "int", 1))))
     for name, cls in (("post_train_schema", TrainConfig), ("pretrain_schema", PretrainConfig), ("lewm_schema", LeWMTrainConfig)):

@@ -4,23 +4,14 @@ time plans on)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from configs import PROJECT_ROOT, compose_config
-from planners import PlannerConfig, make_planner
-from planners.mpc import LatentMPC
-
-
-def resolve_path(path: str) -> Path:
-    """A path as given, or relative to the project (so `checkpoints/...` works from any directory)."""
-    p = Path(path).expanduser()
-    if p.exists() or p.is_absolute():
-        return p
-    return PROJECT_ROOT / p
+from vjepa_planning.configs import compose_config, resolve_path
+from vjepa_planning.planners import PlannerConfig, make_planner
+from vjepa_planning.planners.mpc import LatentMPC
 
 
 def world_model_overrides(spec: str) -> list[str]:
@@ -32,34 +23,28 @@ def world_model_overrides(spec: str) -> list[str]:
 
 
 def load_world_model(cfg: Mapping[str, Any]):
-    from worldmodel.compute_dtype import resolve_dtype
-    from worldmodel.world_model import VJEPAWorldModel
+    from vjepa_planning.worldmodel.compute_dtype import resolve_dtype
+    from vjepa_planning.worldmodel.world_model import VJEPAWorldModel
 
     dtype, _ = resolve_dtype(cfg["dtype"], cfg["device"])
     kw = dict(device=cfg["device"], dtype=dtype, max_batch=cfg.get("max_batch"))
     if cfg["source"] == "safetensors":
-        enc, pred = resolve_path(cfg["encoder"]), resolve_path(cfg["predictor"])
-        for what, p in (("encoder", enc), ("predictor", pred)):
-            if not p.exists():
-                raise FileNotFoundError(f"world_model.{what}: {p} does not exist (train it with pretrain-encoder / post-train, see checkpoints/*.md)")
+        enc, pred = resolve_path(cfg["encoder"], "world_model.encoder"), resolve_path(cfg["predictor"], "world_model.predictor")
         return VJEPAWorldModel.from_safetensors(enc, pred, **kw)
     if cfg["source"] == "official":
         if not cfg.get("official_path"):
             raise ValueError("world_model.source=official needs world_model.official_path=/path/to/vjepa2-ac.pt")
-        return VJEPAWorldModel.from_official(resolve_path(cfg["official_path"]), img_size=int(cfg["img_size"]), **kw)
+        return VJEPAWorldModel.from_official(resolve_path(cfg["official_path"], "world_model.official_path"), img_size=int(cfg["img_size"]), **kw)
     if cfg["source"] == "lewm":
-        from worldmodel.lewm.model import LeWMWorldModel
+        from vjepa_planning.worldmodel.lewm.model import LeWMWorldModel
 
-        path = resolve_path(cfg["path"])
-        if not path.exists():
-            raise FileNotFoundError(f"world_model.path: {path} does not exist (train it with train-lewm, see checkpoints/*.md)")
-        return LeWMWorldModel.from_safetensors(path, device=cfg["device"], dtype=dtype)
+        return LeWMWorldModel.from_safetensors(resolve_path(cfg["path"], "world_model.path"), device=cfg["device"], dtype=dtype)
     raise ValueError(f"world_model.source must be safetensors, official or lewm, got {cfg['source']!r}")
 
 
 def describe_compute(cfg: Mapping[str, Any]) -> str:
     """`world_model` settings -> 'bfloat16 on cpu (auto: CPU has avx512_bf16)', for the start-up line."""
-    from worldmodel.compute_dtype import dtype_name, resolve_dtype
+    from vjepa_planning.worldmodel.compute_dtype import dtype_name, resolve_dtype
 
     dtype, why = resolve_dtype(cfg["dtype"], cfg["device"])
     return f"{dtype_name(dtype)} on {cfg['device']} ({why})"
@@ -70,10 +55,11 @@ def check_sim_camera(world_model_cfg: Mapping[str, Any], env_cfg: Mapping[str, A
     energy would compare views the model never saw, and the episode would fail for no visible reason."""
     if driver_cfg["type"] != "sim" or world_model_cfg["source"] not in ("safetensors", "lewm"):
         return
-    from envs.scene import CAMERAS
-    from worldmodel.checkpoints import read_metadata
+    from vjepa_planning.envs.scene import CAMERAS
+    from vjepa_planning.worldmodel.checkpoints import read_metadata
 
-    predictor = resolve_path(world_model_cfg["predictor" if world_model_cfg["source"] == "safetensors" else "path"])
+    key = "predictor" if world_model_cfg["source"] == "safetensors" else "path"
+    predictor = resolve_path(world_model_cfg[key], f"world_model.{key}", must_exist=False)
     if not predictor.exists():
         return  # load_world_model names the missing file
     trained = read_metadata(predictor)["extra"].get("camera")
@@ -113,8 +99,7 @@ def make_mpc(world_model, planner_cfg: Mapping[str, Any]) -> LatentMPC:
 def planning_context(wm, frames: int, device: str):
     """A real sim context to time plans on (the speed benchmarks): `frames` observations of a reach episode
     (seed 0, 256 px) and the actions between them, encoded -> (z, state, past actions, goal embedding)."""
-    import envs
-
+    from vjepa_planning import envs
     env = envs.make_task_env("reach", image_size=256)
     obs, _ = env.reset(seed=0)
     images, states, actions = [obs["image"]], [obs["state"]], []

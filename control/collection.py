@@ -45,7 +45,7 @@ class EpisodeJob:
 
 
 def plan_jobs(cfg: DictConfig) -> list[EpisodeJob]:
-    from envs import task_name
+    from vjepa_planning.envs import task_name
 
     rng = np.random.default_rng(int(cfg.env.seed))
     tasks = [task_name(t) for t in cfg.tasks]
@@ -98,7 +98,7 @@ def _worker_main(conn, cfg_yaml: str, parent_pid: int) -> None:
 
 
 def _driver(task: str):
-    from robot_drivers.factory import make_driver
+    from vjepa_planning.robot_drivers.factory import make_driver
 
     cfg = _worker["cfg"]
     if task not in _worker["drivers"]:
@@ -108,10 +108,10 @@ def _driver(task: str):
 
 
 def run_job(job: EpisodeJob) -> dict:
-    from control.loop import steps
-    from control.policies import ScenePolicy
-    from control.recording import EpisodeRecorder
-    from envs.policies import GripperPerturbation, NoisyOracle, RandomExploration
+    from vjepa_planning.control.loop import steps
+    from vjepa_planning.control.policies import ScenePolicy
+    from vjepa_planning.control.recording import EpisodeRecorder
+    from vjepa_planning.envs.policies import GripperPerturbation, NoisyOracle, RandomExploration
 
     cfg = _worker["cfg"]
     driver = _driver(job.task)
@@ -139,7 +139,7 @@ def run_job(job: EpisodeJob) -> dict:
 
 def committed(out: str | Path) -> tuple[set[tuple[str, int]], int]:
     """((task, seed) pairs already in the dataset at `out`, episodes there without a recorded seed)."""
-    from worldmodel.data.lerobot import LeRobotDataset
+    from vjepa_planning.worldmodel.data.lerobot import LeRobotDataset
 
     if not (Path(out) / "meta" / "info.json").exists():
         return set(), 0

@@ -1,7 +1,8 @@
 """The sim benchmark (sim-benchmark): the world-model planner's success rates beside the random floor and
 the oracle ceiling.
 
-Tasks x seeds x policies, episodes in parallel worker processes with a progress bar. Writes
+Tasks x seeds x policies, episodes in parallel workers (processes here, or Ray: control/engines.py) with a
+progress bar. Writes
 `results.json` (every episode + the summary), `results.md` (the table) and `results.png` (success with
 95% Wilson intervals per task and policy) under `out`. Goal images are the tasks' own goal photos; by
 default (`subgoals.enabled`) the planner reaches grasp and pick-and-place through their sub-goal photos
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing as mp
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
+
+from vjepa_planning.control.engines import map_unordered
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -52,11 +54,11 @@ def _init_worker(cfg_yaml: str, threads: int) -> None:
 
 
 def _run_job(job: Job) -> dict:
-    from control.loop import run_episode
-    from control.policies import PlannerPolicy, RandomPolicy, oracle_policy
-    from control.rerun_log import RerunLogger
-    from planners.mpc import SubgoalMPC
-    from robot_drivers.factory import make_driver
+    from vjepa_planning.control.loop import run_episode
+    from vjepa_planning.control.policies import PlannerPolicy, RandomPolicy, oracle_policy
+    from vjepa_planning.control.rerun_log import RerunLogger
+    from vjepa_planning.planners.mpc import SubgoalMPC
+    from vjepa_planning.robot_drivers.factory import make_driver
 
     cfg = _worker["cfg"]
     if job.task not in _worker["drivers"]:
@@ -68,7 +70,7 @@ def _run_job(job: Job) -> dict:
     goals = None
     if job.policy == "planner":
         if _worker["mpc"] is None:
-            from control.build import load_world_model, make_mpc
+            from vjepa_planning.control.build import load_world_model, make_mpc
 
             _worker["mpc"] = make_mpc(load_world_model(cfg.world_model), cfg.planner)
         if cfg.planner.seed is not None:  # per episode: results must not depend on which worker ran what before
@@ -177,7 +179,7 @@ def benchmark(cfg: DictConfig) -> dict:
     if unknown:
         raise SystemExit(f"sim-benchmark: unknown policies {sorted(unknown)} (planner, random, oracle)")
     if "planner" in policies:
-        from control.build import check_sim_camera, describe_compute
+        from vjepa_planning.control.build import check_sim_camera, describe_compute
 
         check_sim_camera(cfg.world_model, cfg.env, cfg.driver)
         print(f"sim-benchmark: world model in {describe_compute(cfg.world_model)}", flush=True)
@@ -188,14 +190,13 @@ def benchmark(cfg: DictConfig) -> dict:
     workers = max(1, int(cfg.workers))
     threads = int(cfg.torch_threads or max(1, (os.cpu_count() or 1) // workers))
     episodes = []
-    ctx = mp.get_context("spawn")
+    # Planner episodes first (the slow ones), so the progress bar's estimate is honest early on.
+    ordered = sorted(jobs, key=lambda j: j.policy != "planner")
+    results = map_unordered(_init_worker, (OmegaConf.to_yaml(cfg), threads), _run_job, ordered, workers=workers,
+                            engine=cfg.engine, address=cfg.ray_address)
     # Each finished episode is appended at once, so an interrupted run keeps what it measured.
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(OmegaConf.to_yaml(cfg), threads)) as pool, open(
-        out / "episodes.jsonl", "w"
-    ) as log_file:
-        # Planner episodes first (the slow ones), so the progress bar's estimate is honest early on.
-        ordered = sorted(jobs, key=lambda j: j.policy != "planner")
-        for ep in tqdm(pool.imap_unordered(_run_job, ordered), total=len(jobs), desc="episodes", unit="ep"):
+    with open(out / "episodes.jsonl", "w") as log_file:
+        for ep in tqdm(results, total=len(jobs), desc="episodes", unit="ep"):
             episodes.append(ep)
             log_file.write(json.dumps(ep) + "\n")
             log_file.flush()

@@ -69,7 +69,7 @@ def subgoal_path(image_path: Path, index: int) -> Path:
 def render_goal(task: str, seed: int, image_size: int, camera: str, out: Path) -> tuple[Path, Path, list[Path]]:
     """Photograph the goal (and any sub-goals) of `task`'s episode for `seed`; (goal, sidecar, sub-goal paths)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    from envs import make_task_env
+    from vjepa_planning.envs import make_task_env
 
     env = make_task_env(task, image_size=image_size, camera=camera)
     try:
@@ -89,7 +89,7 @@ def render_goal(task: str, seed: int, image_size: int, camera: str, out: Path) -
 def load_episode_spec(goal: Path) -> tuple[Any, str | None]:
     """The sim episode that `goal` was rendered for, and the camera it was photographed from (None, None
     for a goal without render-goal's sidecar, e.g. a photo from a real camera); the spec is an envs.tasks.EpisodeSpec."""
-    from envs.tasks import EpisodeSpec
+    from vjepa_planning.envs.tasks import EpisodeSpec
 
     path = sidecar_path(goal)
     if not path.exists():

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from control.policies import Policy, PolicyStep
-from robot_drivers.base import Observation, RobotDriver
+from vjepa_planning.control.policies import Policy, PolicyStep
+from vjepa_planning.robot_drivers.base import Observation, RobotDriver
 
 
 @dataclass

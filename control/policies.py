@@ -8,8 +8,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from planners.mpc import SubgoalMPC
-from robot_drivers.base import Observation, RobotDriver, SimCapabilities
+from vjepa_planning.planners.mpc import SubgoalMPC
+from vjepa_planning.robot_drivers.base import Observation, RobotDriver, SimCapabilities
 
 
 @dataclass

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_drivers.base import Observation
-from worldmodel.data.lerobot import DatasetWriter, FeatureSpec
+from vjepa_planning.robot_drivers.base import Observation
+from vjepa_planning.worldmodel.data.lerobot import DatasetWriter, FeatureSpec
 
 PRIVILEGED_FEATURES = {
     "observation.ee_pos": FeatureSpec("float32", (3,)),

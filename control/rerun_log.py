@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import rerun as rr
 
-from worldmodel.data.lerobot.format import ACTION_NAMES, IMAGE_PREFIX, STATE_NAMES
+from vjepa_planning.worldmodel.data.lerobot.format import ACTION_NAMES, IMAGE_PREFIX, STATE_NAMES
 
 
 class RerunLogger:

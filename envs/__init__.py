@@ -11,7 +11,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium as gym  # noqa: E402
 
-from envs.tasks import TASKS, EpisodeSpec, FrankaTaskEnv  # noqa: E402
+from vjepa_planning.envs.tasks import TASKS, EpisodeSpec, FrankaTaskEnv  # noqa: E402
 
 GYM_IDS = {
     "reach": "FrankaReach-v0",

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from envs.scene import FINGER_OPEN, HOME_QPOS, FrankaScene
-from robot_pose import apply_action
+from vjepa_planning.envs.scene import FINGER_OPEN, HOME_QPOS, FrankaScene
+from vjepa_planning.robot_pose import apply_action
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.scene import FrankaScene
-from envs.tasks.base import Oracle
+from vjepa_planning.envs.scene import FrankaScene
+from vjepa_planning.envs.tasks.base import Oracle
 
 # Where exploration keeps the hand: the table region, above the cube's height.
 EXPLORE_LOW = np.array([0.30, -0.28, 0.05])

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from envs.assets import franka_asset_dir
-from envs.geometry import look_at_xyaxes
-from robot_pose import mat_to_euler
+from vjepa_planning.envs.assets import franka_asset_dir
+from vjepa_planning.envs.geometry import look_at_xyaxes
+from vjepa_planning.robot_pose import mat_to_euler
 
 ARM_JOINTS = tuple(f"robot:panda0_joint{i}" for i in range(1, 8))
 FINGER_JOINTS = ("robot:panda0_finger_joint1", "robot:panda0_finger_joint2")

@@ -1,9 +1,9 @@
 """Latent planners: CEM and MPPI over action sequences, scored by the world model's predicted embeddings."""
 
-from planners.base import PlannerConfig, PlanResult, SamplingPlanner
-from planners.cem import CEMPlanner
-from planners.mppi import MPPIPlanner
-from planners.energy import l1_energy
+from vjepa_planning.planners.base import PlannerConfig, PlanResult, SamplingPlanner
+from vjepa_planning.planners.cem import CEMPlanner
+from vjepa_planning.planners.mppi import MPPIPlanner
+from vjepa_planning.planners.energy import l1_energy
 
 # iCEM and gradient-refined CEM are CEM's refit with other sampling settings (configs/planner/*.yaml).
 PLANNERS = {"cem": CEMPlanner, "icem": CEMPlanner, "cem_grad": CEMPlanner, "mppi": MPPIPlanner}

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from planners.energy import l1_energy
-from planners.noise import coloured_noise
-from worldmodel.protocol import ContextRollout
+from vjepa_planning.planners.energy import l1_energy
+from vjepa_planning.planners.noise import coloured_noise
+from vjepa_planning.worldmodel.protocol import ContextRollout
 
 log = logging.getLogger(__name__)
 ACTION_DIM = 7

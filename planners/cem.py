@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from planners.base import SamplingPlanner
+from vjepa_planning.planners.base import SamplingPlanner
 
 
 class CEMPlanner(SamplingPlanner):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from planners.base import PlanResult, SamplingPlanner
+from vjepa_planning.planners.base import PlanResult, SamplingPlanner
 
 log = logging.getLogger(__name__)
 

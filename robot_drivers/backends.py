@@ -9,8 +9,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from robot_drivers.base import ACTION_DIM, Observation
-from robot_drivers.safety import SafetyLimits
+from vjepa_planning.robot_drivers.base import ACTION_DIM, Observation
+from vjepa_planning.robot_drivers.safety import SafetyLimits
 
 
 class Backend(Protocol):
@@ -59,20 +59,20 @@ class SimBackend:
         self.driver.reset()
 
     def _make(self, task: str):
-        from robot_drivers.sim_driver import SimDriver
+        from vjepa_planning.robot_drivers.sim_driver import SimDriver
 
         return SimDriver(task=task, **self._kw)
 
     def reset(self, seed: int | None = None, episode: str | None = None, task: str | None = None) -> Observation:
         spec = None
         if episode:
-            from envs.tasks import EpisodeSpec
+            from vjepa_planning.envs.tasks import EpisodeSpec
 
             spec = EpisodeSpec.from_json(episode)  # every field checked, and reachable, before the scene changes
             spec.check_reachable(self._kw["limits"].workspace_low, self._kw["limits"].workspace_high)
             task = spec.task
         if task:
-            from envs import TASKS, task_name
+            from vjepa_planning.envs import TASKS, task_name
 
             task = task_name(task)
         if task and task != self.task:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from robot_drivers.base import RobotDriver
-from robot_drivers.safety import SafetyLimits
+from vjepa_planning.robot_drivers.base import RobotDriver
+from vjepa_planning.robot_drivers.safety import SafetyLimits
 
 
 def safety_limits(cfg: Mapping[str, Any]) -> SafetyLimits:
@@ -22,7 +22,7 @@ def safety_limits(cfg: Mapping[str, Any]) -> SafetyLimits:
 
 def client_curve_keys(curve_cfg: Mapping[str, Any] | None):
     """The CURVE keys a client config names (`server_public_key`, `client_secret_key`), or None for neither."""
-    from robot_drivers.curve import load_client_keys
+    from vjepa_planning.robot_drivers.curve import load_client_keys
 
     server, client = (curve_cfg or {}).get("server_public_key"), (curve_cfg or {}).get("client_secret_key")
     if server is None and client is None:
@@ -36,7 +36,7 @@ def client_curve_keys(curve_cfg: Mapping[str, Any] | None):
 def make_driver(driver_cfg: Mapping[str, Any], env_cfg: Mapping[str, Any], episode=None) -> RobotDriver:
     kind = driver_cfg["type"]
     if kind == "sim":
-        from robot_drivers.sim_driver import SimDriver
+        from vjepa_planning.robot_drivers.sim_driver import SimDriver
 
         return SimDriver(
             task=env_cfg["task"],
@@ -48,8 +48,8 @@ def make_driver(driver_cfg: Mapping[str, Any], env_cfg: Mapping[str, Any], episo
             max_steps=env_cfg.get("max_steps"),
         )
     if kind == "remote":
-        from robot_drivers.protocol import DEFAULT_PORT, SECRET_ENV
-        from robot_drivers.remote_driver import RemoteDriver
+        from vjepa_planning.robot_drivers.protocol import DEFAULT_PORT, SECRET_ENV
+        from vjepa_planning.robot_drivers.remote_driver import RemoteDriver
 
         seed = env_cfg.get("seed")
         return RemoteDriver(

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from robot_drivers.backends import checked_action
-from robot_drivers.base import Observation
-from robot_drivers.camera import Camera
-from robot_drivers.safety import SafetyLayer, SafetyLimits
-from robot_pose import euler_to_mat, mat_to_euler
+from vjepa_planning.robot_drivers.backends import checked_action
+from vjepa_planning.robot_drivers.base import Observation
+from vjepa_planning.robot_drivers.camera import Camera
+from vjepa_planning.robot_drivers.safety import SafetyLayer, SafetyLimits
+from vjepa_planning.robot_pose import euler_to_mat, mat_to_euler
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ class FrankyBackend:
 
     def _episode_start(self, episode_json: str) -> tuple[np.ndarray, float]:
         """(hand position, gripper) of an episode spec's start, every field checked and the start inside the box."""
-        from envs.tasks import EpisodeSpec
+        from vjepa_planning.envs.tasks import EpisodeSpec
 
         spec = EpisodeSpec.from_json(episode_json)
         start = np.asarray(spec.start_ee, dtype=np.float64)

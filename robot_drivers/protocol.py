@@ -53,7 +53,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from robot_drivers.base import STATE_DIM, Observation
+from vjepa_planning.robot_drivers.base import STATE_DIM, Observation
 
 log = logging.getLogger(__name__)
 

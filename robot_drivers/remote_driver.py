@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 import zmq
 
-from robot_drivers.base import ACTION_DIM, Observation
-from robot_drivers.curve import ClientKeys, connect_with
-from robot_drivers.safety import SafetyReport
-from robot_drivers.protocol import (
+from vjepa_planning.robot_drivers.base import ACTION_DIM, Observation
+from vjepa_planning.robot_drivers.curve import ClientKeys, connect_with
+from vjepa_planning.robot_drivers.safety import SafetyReport
+from vjepa_planning.robot_drivers.protocol import (
     DEFAULT_PORT,
     IDEMPOTENT,
     MAX_REPLY_BYTES,
@@ -180,7 +180,7 @@ class RemoteDriver:
         """The sim backend's episode spec of the current episode (None for a real arm)."""
         if self._episode_json is None:
             return None
-        from envs.tasks import EpisodeSpec
+        from vjepa_planning.envs.tasks import EpisodeSpec
 
         return EpisodeSpec.from_json(self._episode_json)
 

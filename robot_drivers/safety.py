@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from robot_drivers.base import ACTION_DIM, STATE_DIM
-from robot_pose import rotation_delta
+from vjepa_planning.robot_drivers.base import ACTION_DIM, STATE_DIM
+from vjepa_planning.robot_pose import rotation_delta
 
 log = logging.getLogger(__name__)
 

@@ -39,8 +39,8 @@ from collections.abc import Callable
 import numpy as np
 import zmq
 
-from robot_drivers.curve import ServerKeys, serve_with
-from robot_drivers.protocol import (
+from vjepa_planning.robot_drivers.curve import ServerKeys, serve_with
+from vjepa_planning.robot_drivers.protocol import (
     CONTROL,
     DEFAULT_PORT,
     MAX_REPLY_BYTES,
@@ -56,8 +56,8 @@ from robot_drivers.protocol import (
     signed_for,
     verify_request,
 )
-from robot_drivers.backends import Backend
-from robot_drivers.safety import MotionTolerance, SafetyLayer, SafetyLimits, motion_violation
+from vjepa_planning.robot_drivers.backends import Backend
+from vjepa_planning.robot_drivers.safety import MotionTolerance, SafetyLayer, SafetyLimits, motion_violation
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs import make_task_env
-from envs.tasks import EpisodeSpec
-from robot_drivers.base import Observation
-from robot_drivers.safety import SafetyLayer, SafetyLimits, SafetyReport
+from vjepa_planning.envs import make_task_env
+from vjepa_planning.envs.tasks import EpisodeSpec
+from vjepa_planning.robot_drivers.base import Observation
+from vjepa_planning.robot_drivers.safety import SafetyLayer, SafetyLimits, SafetyReport
 
 
 class SimDriver:

@@ -13,9 +13,9 @@ import torch  # noqa: E402
 @pytest.fixture(scope="module")
 def tiny_wm():
     """A tiny random encoder + predictor as a world model (2 x 2 patches of 64-d): planner plumbing tests."""
-    from worldmodel.encoder import build_encoder
-    from worldmodel.predictor import ACPredictor
-    from worldmodel.world_model import VJEPAWorldModel
+    from vjepa_planning.worldmodel.encoder import build_encoder
+    from vjepa_planning.worldmodel.predictor import ACPredictor
+    from vjepa_planning.worldmodel.world_model import VJEPAWorldModel
 
     torch.manual_seed(0)
     enc = build_encoder("vit_micro", patch_size=16, img_size=32)
@@ -35,9 +35,9 @@ def one_torch_thread():
 @pytest.fixture
 def tiny_world_model_files(tmp_path):
     """A tiny random encoder + predictor saved as our safetensors: Hydra overrides that point plan-goal at them."""
-    from worldmodel.checkpoints import save_module
-    from worldmodel.encoder import build_encoder
-    from worldmodel.predictor import ACPredictor
+    from vjepa_planning.worldmodel.checkpoints import save_module
+    from vjepa_planning.worldmodel.encoder import build_encoder
+    from vjepa_planning.worldmodel.predictor import ACPredictor
 
     torch.manual_seed(0)
     enc, pred = tmp_path / "enc.safetensors", tmp_path / "pred.safetensors"

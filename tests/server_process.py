@@ -10,8 +10,8 @@ from pathlib import Path
 
 import zmq
 
-from robot_drivers.protocol import RobotConnectionError, decode_reply
-from robot_drivers.remote_driver import RemoteDriver
+from vjepa_planning.robot_drivers.protocol import RobotConnectionError, decode_reply
+from vjepa_planning.robot_drivers.remote_driver import RemoteDriver
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ def start_server_process(port: int) -> subprocess.Popen:
     env = dict(os.environ, MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
     env.pop("ROBOT_SERVER_SECRET", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "apps.robot_server", f"port={port}", "env.image_size=64", "watchdog_s=0"],
+        [sys.executable, "-m", "vjepa_planning.apps.robot_server", f"port={port}", "env.image_size=64", "watchdog_s=0"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 60

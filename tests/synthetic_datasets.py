@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from worldmodel.data.lerobot import DatasetWriter, FeatureSpec
+from vjepa_planning.worldmodel.data.lerobot import DatasetWriter, FeatureSpec
 
 
 def write_square_dataset(

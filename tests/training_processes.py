@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def run(cmd: list[str]) -> subprocess.CompletedProcess:

@@ -31,9 +31,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from worldmodel.encoder import VisionTransformer
-from worldmodel.predictor import ACPredictor
-from worldmodel.lewm.model import LeWM
+from vjepa_planning.worldmodel.encoder import VisionTransformer
+from vjepa_planning.worldmodel.predictor import ACPredictor
+from vjepa_planning.worldmodel.lewm.model import LeWM
 
 log = logging.getLogger(__name__)
 

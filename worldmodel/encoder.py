@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from worldmodel.rope import apply_rope, grid_positions, rope_tables
+from vjepa_planning.worldmodel.rope import apply_rope, grid_positions, rope_tables
 
 # ----------------------------------------------------------------------------- sizes
 

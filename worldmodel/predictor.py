@@ -46,9 +46,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from worldmodel.encoder import KV, Block, KVBuffer, init_vit_weights
-from worldmodel.rope import rope_tables
-from worldmodel.state_math import integrate_state
+from vjepa_planning.worldmodel.encoder import KV, Block, KVBuffer, init_vit_weights
+from vjepa_planning.worldmodel.rope import rope_tables
+from vjepa_planning.worldmodel.state_math import integrate_state
 
 # ----------------------------------------------------------------------------- sizes
 

@@ -28,13 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel import checkpoints
-from worldmodel.encoder import Block, VisionTransformer, build_encoder, init_vit_weights
-from worldmodel.lewm.sigreg import random_directions, sigreg
-from worldmodel.masks import BlockMaskSpec, sample_batch_masks
-from worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD
-from worldmodel.rope import grid_positions, rope_tables
-from worldmodel.run_state import log_rows, run_steps
+from vjepa_planning.worldmodel import checkpoints
+from vjepa_planning.worldmodel.encoder import Block, VisionTransformer, build_encoder, init_vit_weights
+from vjepa_planning.worldmodel.lewm.sigreg import random_directions, sigreg
+from vjepa_planning.worldmodel.masks import BlockMaskSpec, sample_batch_masks
+from vjepa_planning.worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from vjepa_planning.worldmodel.rope import grid_positions, rope_tables
+from vjepa_planning.worldmodel.run_state import log_rows, run_steps
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def load_clip_memory(dataset, camera: str, size: int, episodes: Sequence[int] | 
     """Decode ``camera`` of the given episodes (default: all) once, resized to ``size`` (with their actions)."""
     from tqdm import tqdm
 
-    from worldmodel.data.lerobot import DatasetError
+    from vjepa_planning.worldmodel.data.lerobot import DatasetError
 
     if camera not in dataset.cameras:
         raise DatasetError(dataset.root, f"no camera {camera!r}; the dataset's cameras are {sorted(dataset.cameras)}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from robot_pose import wrap_euler
+from vjepa_planning.robot_pose import wrap_euler
 
 _GIMBAL_EPS = 1e-7
 

@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD, Interp, encode_in_batches, preprocess_frames
-from worldmodel.protocol import Frames
+from vjepa_planning.worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD, Interp, encode_in_batches, preprocess_frames
+from vjepa_planning.worldmodel.protocol import Frames
 
 
 def import_timm():
@@ -53,7 +53,7 @@ class TimmFrameEncoder(nn.Module):
     ):
         super().__init__()
         timm = import_timm()
-        from worldmodel.checkpoints import load_strict
+        from vjepa_planning.worldmodel.checkpoints import load_strict
 
         model = timm.create_model(model_name, pretrained=False, num_classes=0, img_size=img_size)
         load_strict(model, _read_weights(Path(weights_path)))

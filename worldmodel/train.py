@@ -33,8 +33,8 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from worldmodel import checkpoints
-from worldmodel.data.clips import (
+from vjepa_planning.worldmodel import checkpoints
+from vjepa_planning.worldmodel.data.clips import (
     ClipBatch,
     ClipSampler,
     EpisodeArrays,
@@ -45,11 +45,11 @@ from worldmodel.data.clips import (
     split_episodes,
     usable_episodes,
 )
-from worldmodel.data.feature_cache import build_feature_cache, default_frame_encoder
-from worldmodel.predictor import ACPredictor
-from worldmodel.pretrain import param_groups
-from worldmodel.run_state import StopFlag, atomic_torch_save, atomic_write_text, check_same_recipe, truncate_log
-from worldmodel.train_config import TrainConfig
+from vjepa_planning.worldmodel.data.feature_cache import build_feature_cache, default_frame_encoder
+from vjepa_planning.worldmodel.predictor import ACPredictor
+from vjepa_planning.worldmodel.pretrain import param_groups
+from vjepa_planning.worldmodel.run_state import StopFlag, atomic_torch_save, atomic_write_text, check_same_recipe, truncate_log
+from vjepa_planning.worldmodel.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ def _post_train(data, encoder_path, predictor_cfg: dict, cfg: TrainConfig, *, ru
                 max_steps_this_call, progress, init_from=None) -> dict:
     from tqdm import tqdm
 
-    from worldmodel.data.lerobot import DatasetError, LeRobotDataset
+    from vjepa_planning.worldmodel.data.lerobot import DatasetError, LeRobotDataset
 
     device = resolve_device(device)
     if threads:

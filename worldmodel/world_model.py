@@ -17,11 +17,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from worldmodel import checkpoints
-from worldmodel.encoder import VisionTransformer
-from worldmodel.predictor import ACPredictor, RolloutContext
-from worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD, Interp, encode_in_batches, preprocess_frames
-from worldmodel.protocol import FrameEncoder, Frames
+from vjepa_planning.worldmodel import checkpoints
+from vjepa_planning.worldmodel.encoder import VisionTransformer
+from vjepa_planning.worldmodel.predictor import ACPredictor, RolloutContext
+from vjepa_planning.worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD, Interp, encode_in_batches, preprocess_frames
+from vjepa_planning.worldmodel.protocol import FrameEncoder, Frames
 
 
 def _freeze(module: nn.Module, device, dtype) -> nn.Module:

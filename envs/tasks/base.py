@@ -13,11 +13,11 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from envs.controller import ControllerConfig, EndEffectorController
-from envs.rendering import FastRenderer
-from envs.scene import CAMERAS, FINGER_OPEN, HOME_QPOS, FrankaScene, SceneConfig
-from envs.tasks.spec import EpisodeSpec
-from robot_pose import delta_action
+from vjepa_planning.envs.controller import ControllerConfig, EndEffectorController
+from vjepa_planning.envs.rendering import FastRenderer
+from vjepa_planning.envs.scene import CAMERAS, FINGER_OPEN, HOME_QPOS, FrankaScene, SceneConfig
+from vjepa_planning.envs.tasks.spec import EpisodeSpec
+from vjepa_planning.robot_pose import delta_action
 
 # Gripper pointing straight down, fingers opening along the base y axis: Euler (pi, 0, 0).
 DOWN = np.diag([1.0, -1.0, -1.0])

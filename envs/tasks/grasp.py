@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.scene import FrankaScene
-from envs.tasks.base import CUBE_BELOW_EE, GRASP_HEIGHT, EpisodeSpec, GoalPose, Oracle, Task, sample_table_xy
+from vjepa_planning.envs.scene import FrankaScene
+from vjepa_planning.envs.tasks.base import CUBE_BELOW_EE, GRASP_HEIGHT, EpisodeSpec, GoalPose, Oracle, Task, sample_table_xy
 
 MIN_LIFT = 0.05
 GOAL_LIFT = 0.10  # how high the goal photo holds the cube

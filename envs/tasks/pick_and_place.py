@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.scene import FrankaScene
-from envs.tasks.base import CUBE_BELOW_EE, GRASP_HEIGHT, EpisodeSpec, GoalPose, Task, sample_far_from, sample_table_xy
-from envs.tasks.grasp import PickOracle, grasp_pose
+from vjepa_planning.envs.scene import FrankaScene
+from vjepa_planning.envs.tasks.base import CUBE_BELOW_EE, GRASP_HEIGHT, EpisodeSpec, GoalPose, Task, sample_far_from, sample_table_xy
+from vjepa_planning.envs.tasks.grasp import PickOracle, grasp_pose
 
 SUCCESS_RADIUS = 0.05
 CARRY_HEIGHT = GRASP_HEIGHT + 0.10

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.scene import FrankaScene
-from envs.tasks.base import CUBE_BELOW_EE, EpisodeSpec, Oracle, Task, sample_far_from, sample_table_xy
+from vjepa_planning.envs.scene import FrankaScene
+from vjepa_planning.envs.tasks.base import CUBE_BELOW_EE, EpisodeSpec, Oracle, Task, sample_far_from, sample_table_xy
 
 SUCCESS_RADIUS = 0.04
 Z_RANGE = (0.12, 0.35)

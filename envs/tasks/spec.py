@@ -61,7 +61,7 @@ class EpisodeSpec:
 
     def check(self) -> None:
         """Types and values every task's spec has; a ValueError names the first field that is off."""
-        from envs.tasks import TASKS
+        from vjepa_planning.envs.tasks import TASKS
 
         if not isinstance(self.task, str) or self.task not in TASKS:
             raise ValueError(f"episode spec task {self.task!r} is not one of {sorted(TASKS)}")

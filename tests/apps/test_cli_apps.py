@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from apps import collect_trajectories, plan_goal, render_goal
-from configs import compose_config
-from worldmodel.data.lerobot import LeRobotDataset
+from vjepa_planning.apps import collect_trajectories, plan_goal, render_goal
+from vjepa_planning.configs import compose_config
+from vjepa_planning.worldmodel.data.lerobot import LeRobotDataset
 
 
 def user_error(capsys, main, argv) -> str:
@@ -35,10 +35,10 @@ def test_flags_and_hydra_overrides_compose(capsys):
 
 
 def test_a_benchmark_world_model_entry_picks_a_config_and_optionally_a_file():
-    from control.build import world_model_overrides
+    from vjepa_planning.control.build import world_model_overrides
 
     plain = compose_config("plan_goal", world_model_overrides("lewm")).world_model
-    assert plain.source == "lewm" and plain.path == "checkpoints/lewm_sim_workspace.safetensors"
+    assert plain.source == "lewm" and plain.path == "shipped:lewm_sim_workspace.safetensors"
     other = compose_config("plan_goal", world_model_overrides("lewm:runs/x.safetensors")).world_model
     assert other.source == "lewm" and other.path == "runs/x.safetensors"
 
@@ -89,7 +89,7 @@ def test_collect_trajectories_writes_a_readable_dataset(tmp_path, capsys):
 @pytest.mark.slow
 def test_killing_collection_mid_run_keeps_every_earlier_episode(tmp_path):
     out = tmp_path / "data"
-    cmd = [sys.executable, "-m", "apps.collect_trajectories", "--out", str(out), "--episodes", "200", "--workers", "1", "--size", "32"]
+    cmd = [sys.executable, "-m", "vjepa_planning.apps.collect_trajectories", "--out", str(out), "--episodes", "200", "--workers", "1", "--size", "32"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     try:
@@ -170,8 +170,8 @@ def test_plan_goal_through_rendered_subgoals(tmp_path, capsys, tiny_world_model_
 
 
 def test_the_sim_camera_must_be_the_one_the_predictor_was_trained_on(tmp_path, capsys, tiny_world_model_files):
-    from apps import sim_benchmark
-    from worldmodel.checkpoints import load_module, save_module
+    from vjepa_planning.apps import sim_benchmark
+    from vjepa_planning.worldmodel.checkpoints import load_module, save_module
 
     tiny = dict(o.split("=", 1) for o in tiny_world_model_files if o.startswith("world_model."))
     exterior_predictor = tmp_path / "pred_exterior.safetensors"
@@ -206,7 +206,7 @@ def test_plan_goal_names_a_missing_checkpoint(tmp_path, capsys):
 
 
 def test_sim_benchmark_writes_table_json_and_plot(tmp_path, capsys):
-    from apps import sim_benchmark
+    from vjepa_planning.apps import sim_benchmark
 
     out = tmp_path / "bench"
     sim_benchmark.main(["--seeds", "2", "--workers", "2", "--out", str(out), "policies=[random,oracle]", "tasks=[reach,grasp]", "env.image_size=32"])
@@ -222,10 +222,29 @@ def test_sim_benchmark_writes_table_json_and_plot(tmp_path, capsys):
     assert Image.open(out / "results.png").size[0] > 200
 
 
+def test_sim_benchmark_multirun_sweeps_one_job_per_value(tmp_path):
+    """`-m` is a Hydra sweep: one sim-benchmark per combination, each in `<out>/<its sweep values>/` with
+    its composed config; the fixed overrides apply to every job."""
+    from vjepa_planning.apps import sim_benchmark
+
+    out = tmp_path / "sweep"
+    with pytest.raises(SystemExit) as done:
+        sim_benchmark.main(["-m", "--workers", "1", "--out", str(out), "policies=[oracle]", "tasks=[reach]",
+                            "env.image_size=32", "seeds=1", "first_seed=5,6"])
+    assert done.value.code == 0
+    jobs = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert jobs == ["first_seed=5", "first_seed=6"]
+    for job in jobs:
+        summary = json.loads((out / job / "results.json").read_text())
+        assert [e["seed"] for e in summary["episodes"]] == [int(job.split("=")[1])]
+        assert summary["config"]["out"] == str(out / job) and summary["config"]["env"]["image_size"] == 32
+        assert (out / job / ".hydra" / "config.yaml").is_file()
+
+
 def test_sim_benchmark_plans_through_subgoals(tmp_path, tiny_world_model_files):
     import rerun.chunk as rrc
 
-    from apps import sim_benchmark
+    from vjepa_planning.apps import sim_benchmark
 
     out = tmp_path / "bench"
     sim_benchmark.main([
@@ -241,7 +260,7 @@ def test_sim_benchmark_plans_through_subgoals(tmp_path, tiny_world_model_files):
 
 
 def test_wilson_interval_matches_known_values():
-    from control.evaluation import wilson_interval
+    from vjepa_planning.control.evaluation import wilson_interval
 
     lo, hi = wilson_interval(45, 50)
     assert lo == pytest.approx(0.7864, abs=1e-3) and hi == pytest.approx(0.9565, abs=1e-3)

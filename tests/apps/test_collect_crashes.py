@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from apps import collect_trajectories
-from worldmodel.data.lerobot import LeRobotDataset
+from vjepa_planning.apps import collect_trajectories
+from vjepa_planning.worldmodel.data.lerobot import LeRobotDataset
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,7 @@ def workers_of(pid: int) -> list[int]:
 
 
 def start(out: Path, episodes: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "apps.collect_trajectories", "--out", str(out), "--episodes", str(episodes), "--workers", "1",
+    cmd = [sys.executable, "-m", "vjepa_planning.apps.collect_trajectories", "--out", str(out), "--episodes", str(episodes), "--workers", "1",
            "--size", "32", "tasks=[reach]", "random_fraction=0.0"]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from control.goal_image import GoalImageError, load_goal_image
+from vjepa_planning.control.goal_image import GoalImageError, load_goal_image
 
 
 def test_rgb_png_round_trips(tmp_path):

@@ -1,6 +1,6 @@
 """Rewriting a model card keeps the sections only a person could write."""
 
-from worldmodel.model_card import write_card
+from vjepa_planning.worldmodel.model_card import write_card
 
 OLD = "# m\n\n## Data\n\nold data\n\n## Provenance of the data\n\ncollect-trajectories --episodes 2000\n\n## Recipe\n\nold\n"
 NEW = "# m\n\n## Data\n\nnew data\n\n## Recipe\n\npost-train --steps 5000\n\n## Training\n\n5000 steps\n"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from server_process import free_port, kill, start_server_process
 
-from apps import plan_goal, render_goal
-from worldmodel.data.lerobot import LeRobotDataset
+from vjepa_planning.apps import plan_goal, render_goal
+from vjepa_planning.worldmodel.data.lerobot import LeRobotDataset
 
 
 @pytest.mark.slow

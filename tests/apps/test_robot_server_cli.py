@@ -7,10 +7,10 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from apps.robot_server import build_server, main
-from configs import CONFIG_DIR, compose_config
-from robot_drivers.backends import SimBackend
-from robot_drivers.server import RobotServer
+from vjepa_planning.apps.robot_server import build_server, main
+from vjepa_planning.configs import CONFIG_DIR, compose_config
+from vjepa_planning.robot_drivers.backends import SimBackend
+from vjepa_planning.robot_drivers.server import RobotServer
 
 
 def test_config_composes_with_safe_defaults():
@@ -25,7 +25,7 @@ def test_remote_driver_config_keys():
 
 
 def test_plan_goal_composes_with_the_remote_driver_and_make_driver_accepts_it(monkeypatch):
-    from robot_drivers.factory import make_driver
+    from vjepa_planning.robot_drivers.factory import make_driver
 
     monkeypatch.delenv("ROBOT_SERVER_SECRET", raising=False)
     with RobotServer(lambda: SimBackend(image_size=64), port=0, watchdog_s=0) as srv:

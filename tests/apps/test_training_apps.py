@@ -8,10 +8,10 @@ import pytest
 import torch
 from synthetic_datasets import write_square_dataset
 
-from apps import post_train, pretrain_encoder, train_lewm
-from configs import compose_config
-from worldmodel import checkpoints
-from worldmodel.world_model import VJEPAWorldModel
+from vjepa_planning.apps import post_train, pretrain_encoder, train_lewm
+from vjepa_planning.configs import compose_config
+from vjepa_planning.worldmodel import checkpoints
+from vjepa_planning.worldmodel.world_model import VJEPAWorldModel
 
 TINY_ENCODER = ["encoder.name=vit_micro", "encoder.img_size=32", "encoder.patch_size=8",
                 "mask_predictor.predictor_embed_dim=32", "mask_predictor.depth=1", "mask_predictor.num_heads=2"]
@@ -74,7 +74,7 @@ TINY_LEWM = ["img_size=40", "model.patch_size=8", "model.encoder_width=32", "mod
 
 
 def test_train_lewm_then_plan_with_it(tmp_path, capsys):
-    from control.build import load_world_model, make_mpc
+    from vjepa_planning.control.build import load_world_model, make_mpc
 
     data = make_dataset(tmp_path / "data")
     out = tmp_path / "lewm.safetensors"

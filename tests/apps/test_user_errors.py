@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from apps import plan_goal, post_train, pretrain_encoder, render_goal, sim_benchmark, train_lewm
+from vjepa_planning.apps import plan_goal, post_train, pretrain_encoder, render_goal, sim_benchmark, train_lewm
 
 RNG = np.random.default_rng(0)
 

@@ -35,7 +35,7 @@ def test_kept_runs_are_reused_only_for_the_same_seeds_and_tasks(tmp_path, monkey
     run.mkdir()
     from omegaconf import OmegaConf
 
-    from configs import compose_config
+    from vjepa_planning.configs import compose_config
 
     planner = OmegaConf.to_container(compose_config("sim_benchmark", ["planner=cem"]).planner)
     kept = {"config": {"seed_list": [5, 6], "tasks": ["reach"], "planner": planner},
@@ -75,7 +75,7 @@ def test_planning_speed_names_an_emulated_matmul_and_measures_a_preset(one_torch
 
     import torch
 
-    from configs import compose_config
+    from vjepa_planning.configs import compose_config
 
     peaks = {torch.float32: 100.0, torch.bfloat16: 0.3}
     assert "EMULATED" in planning_speed.peak_note("cpu", torch.bfloat16, peaks)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from worldmodel.state_math import integrate_state
+from vjepa_planning.worldmodel.state_math import integrate_state
 
 _PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "world_model_quality.py"
 _spec = importlib.util.spec_from_file_location("world_model_quality", _PATH)

@@ -6,12 +6,12 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from configs import CONFIG_DIR, compose_config
-from control.build import planner_config
-from planners import PlannerConfig
-from worldmodel.lewm.train import LeWMTrainConfig
-from worldmodel.pretrain import PretrainConfig, pretrain_config
-from worldmodel.train import TrainConfig
+from vjepa_planning.configs import CONFIG_DIR, compose_config
+from vjepa_planning.control.build import planner_config
+from vjepa_planning.planners import PlannerConfig
+from vjepa_planning.worldmodel.lewm.train import LeWMTrainConfig
+from vjepa_planning.worldmodel.pretrain import PretrainConfig, pretrain_config
+from vjepa_planning.worldmodel.train import TrainConfig
 
 
 def test_the_default_preset_is_the_dataclass_defaults():

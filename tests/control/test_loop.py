@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from control.loop import run_episode, step_line, steps
-from control.policies import PlannerPolicy, Policy, PolicyStep, RandomPolicy, ScenePolicy, oracle_policy
-from planners import CEMPlanner, PlannerConfig
-from planners.mpc import LatentMPC, SubgoalMPC
-from robot_drivers.sim_driver import SimDriver
+from vjepa_planning.control.loop import run_episode, step_line, steps
+from vjepa_planning.control.policies import PlannerPolicy, Policy, PolicyStep, RandomPolicy, ScenePolicy, oracle_policy
+from vjepa_planning.planners import CEMPlanner, PlannerConfig
+from vjepa_planning.planners.mpc import LatentMPC, SubgoalMPC
+from vjepa_planning.robot_drivers.sim_driver import SimDriver
 
 
 @pytest.fixture(scope="module")

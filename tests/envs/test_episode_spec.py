@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from envs import TASKS, make_task_env
-from envs.tasks import EpisodeSpec
-from robot_drivers.safety import SafetyLimits
-from robot_drivers.sim_driver import SimDriver
+from vjepa_planning.envs import TASKS, make_task_env
+from vjepa_planning.envs.tasks import EpisodeSpec
+from vjepa_planning.robot_drivers.safety import SafetyLimits
+from vjepa_planning.robot_drivers.sim_driver import SimDriver
 
 BOX = SafetyLimits()
 

@@ -4,8 +4,8 @@ contact perturbation flips the gripper only next to the cube."""
 import numpy as np
 import pytest
 
-from envs import make_task_env
-from envs.policies import GripperPerturbation
+from vjepa_planning.envs import make_task_env
+from vjepa_planning.envs.policies import GripperPerturbation
 
 
 @pytest.mark.parametrize("task", ["grasp", "pick_and_place"])

@@ -4,9 +4,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import envs
-from envs import GYM_IDS, TASKS, EpisodeSpec, make_task_env
-from envs.policies import RandomExploration
+from vjepa_planning import envs
+from vjepa_planning.envs import GYM_IDS, TASKS, EpisodeSpec, make_task_env
+from vjepa_planning.envs.policies import RandomExploration
 
 IMAGE = 64
 
@@ -177,7 +177,7 @@ def _red_pixels(image: np.ndarray) -> int:
 
 @pytest.mark.parametrize("seed", [1000, 1001, 1007])
 def test_workspace_camera_shows_cube_and_fingers_larger_than_exterior(seed):
-    from envs.tasks.base import GoalPose
+    from vjepa_planning.envs.tasks.base import GoalPose
 
     cube_pixels, finger_pixels = {}, {}
     for camera in ("exterior", "workspace"):

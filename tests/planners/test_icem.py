@@ -4,8 +4,8 @@
 import pytest
 import torch
 
-from planners import CEMPlanner, PlannerConfig, make_planner
-from planners.noise import coloured_noise
+from vjepa_planning.planners import CEMPlanner, PlannerConfig, make_planner
+from vjepa_planning.planners.noise import coloured_noise
 from tests.planners.test_planners import START, ToyWorldModel
 
 
@@ -115,8 +115,8 @@ def test_the_real_world_model_rollout_is_differentiable_and_matches_rollout(tiny
 
 @pytest.mark.parametrize("preset", ["icem", "cem_grad", "mppi"])
 def test_presets_inherit_cem_and_build(preset, tiny_wm):
-    from configs import compose_config
-    from control.build import make_mpc
+    from vjepa_planning.configs import compose_config
+    from vjepa_planning.control.build import make_mpc
 
     cem = compose_config("plan_goal", []).planner
     cfg = compose_config("plan_goal", [f"planner={preset}"]).planner
@@ -127,7 +127,7 @@ def test_presets_inherit_cem_and_build(preset, tiny_wm):
 
 
 def test_an_unknown_planner_setting_is_refused():
-    from control.build import planner_config
+    from vjepa_planning.control.build import planner_config
 
     with pytest.raises(ValueError, match=r"unknown setting\(s\) \['num_sample'\]"):
         planner_config({"name": "cem", "context_frames": 4, "num_sample": 64})

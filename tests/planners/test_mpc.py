@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from planners import CEMPlanner, PlannerConfig
-from planners.mpc import LatentMPC
+from vjepa_planning.planners import CEMPlanner, PlannerConfig
+from vjepa_planning.planners.mpc import LatentMPC
 
 
 class RecordingWorldModel:

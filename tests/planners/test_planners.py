@@ -6,7 +6,7 @@ import logging
 import pytest
 import torch
 
-from planners import CEMPlanner, MPPIPlanner, PlannerConfig, l1_energy, make_planner
+from vjepa_planning.planners import CEMPlanner, MPPIPlanner, PlannerConfig, l1_energy, make_planner
 
 N, D = 4, 16
 

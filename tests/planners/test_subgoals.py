@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from planners import CEMPlanner, PlannerConfig
-from planners.mpc import LatentMPC, SubgoalMPC, per_goal_steps
+from vjepa_planning.planners import CEMPlanner, PlannerConfig
+from vjepa_planning.planners.mpc import LatentMPC, SubgoalMPC, per_goal_steps
 
 
 def image(seed):

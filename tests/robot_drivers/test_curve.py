@@ -10,14 +10,14 @@ import threading
 import numpy as np
 import pytest
 
-from configs import compose_config
-from apps.robot_server import build_server, main
-from robot_drivers.backends import SimBackend
-from robot_drivers.curve import load_client_keys, load_server_keys, new_keys
-from robot_drivers.factory import make_driver
-from robot_drivers.protocol import PROTOCOL_NAME, RobotConnectionError
-from robot_drivers.remote_driver import RemoteDriver
-from robot_drivers.server import RobotServer
+from vjepa_planning.configs import compose_config
+from vjepa_planning.apps.robot_server import build_server, main
+from vjepa_planning.robot_drivers.backends import SimBackend
+from vjepa_planning.robot_drivers.curve import load_client_keys, load_server_keys, new_keys
+from vjepa_planning.robot_drivers.factory import make_driver
+from vjepa_planning.robot_drivers.protocol import PROTOCOL_NAME, RobotConnectionError
+from vjepa_planning.robot_drivers.remote_driver import RemoteDriver
+from vjepa_planning.robot_drivers.server import RobotServer
 
 ACTION = np.array([0.0123, -0.0234, 0.0111, 0, 0, 0, 0.25])
 

@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from robot_drivers.camera import StaticCamera
-from robot_drivers.safety import SafetyLimits
+from vjepa_planning.robot_drivers.camera import StaticCamera
+from vjepa_planning.robot_drivers.safety import SafetyLimits
 
 _spec = importlib.util.spec_from_file_location("_server_contract", Path(__file__).with_name("test_server.py"))
 _contract = importlib.util.module_from_spec(_spec)
@@ -144,7 +144,7 @@ def fake_franky() -> types.ModuleType:
 @pytest.fixture
 def fake_backend(monkeypatch):
     monkeypatch.setitem(sys.modules, "franky", fake_franky())
-    from robot_drivers.franky_backend import FrankyBackend
+    from vjepa_planning.robot_drivers.franky_backend import FrankyBackend
 
     return FrankyBackend("192.0.2.1", StaticCamera(32), FRANKA_LIMITS)
 
@@ -175,7 +175,7 @@ def test_fake_gripper_rule_and_limits(fake_backend, monkeypatch):
     assert g.calls[-1] == ("grasp", 20.0) and fake_backend.current_state()[6] == 1.0
     fake_backend.act(np.array([0, 0, 0, 0, 0, 0, -0.6]))  # open to 0.4
     assert g.calls[-1][0] == "move" and g.calls[-1][1] == pytest.approx(0.6 * 0.08)
-    from robot_drivers.franky_backend import FrankyBackend
+    from vjepa_planning.robot_drivers.franky_backend import FrankyBackend
 
     with pytest.raises(ValueError, match="gripper_force"):
         FrankyBackend("192.0.2.1", StaticCamera(8), gripper_force=200.0)
@@ -201,7 +201,7 @@ def test_fake_backend_passes_the_driver_contract(fake_backend):
 
 
 def test_fake_episode_start_outside_the_box_is_refused(fake_backend):
-    from envs.tasks import EpisodeSpec
+    from vjepa_planning.envs.tasks import EpisodeSpec
 
     spec = EpisodeSpec("reach", 0, [0.5, 0.0, 2.0], 0.0, [0.5, 0, 0.02], 0.0, False, [0.5, 0, 0.2], 0.0, [0.5, 0, 0.02], False)
     moves = len(fake_backend.robot.moves)
@@ -266,7 +266,7 @@ def franky_sim():
 
 @pytest.fixture(scope="module")
 def sim_backend(franky_sim):
-    from robot_drivers.franky_backend import FrankyBackend
+    from vjepa_planning.robot_drivers.franky_backend import FrankyBackend
 
     backend = FrankyBackend(franky_sim, StaticCamera(64), FRANKA_LIMITS, realtime=False, relative_dynamics_factor=0.5)
     yield backend
@@ -337,8 +337,8 @@ def test_franky_sim_passes_the_driver_contract(sim_backend):
 
 @pytest.mark.slow
 def test_franky_sim_through_the_robot_server(sim_backend):
-    from robot_drivers.remote_driver import RemoteDriver
-    from robot_drivers.server import RobotServer
+    from vjepa_planning.robot_drivers.remote_driver import RemoteDriver
+    from vjepa_planning.robot_drivers.server import RobotServer
 
     with RobotServer(sim_backend, port=0, watchdog_s=0, limits=FRANKA_LIMITS) as srv:
         srv._close_backend = lambda: None  # the module fixture owns the backend
@@ -353,9 +353,9 @@ def test_franky_sim_through_the_robot_server(sim_backend):
 def test_franky_sim_watchdog_stops_an_asynchronous_arm(sim_backend):
     """asynchronous=True: act returns while the arm still moves; a silent client gets the arm stopped.
     (The same backend as the other tests: libfranka admits one controlling connection per robot.)"""
-    from robot_drivers.protocol import RemoteRobotError
-    from robot_drivers.remote_driver import RemoteDriver
-    from robot_drivers.server import RobotServer
+    from vjepa_planning.robot_drivers.protocol import RemoteRobotError
+    from vjepa_planning.robot_drivers.remote_driver import RemoteDriver
+    from vjepa_planning.robot_drivers.server import RobotServer
 
     sim_backend.asynchronous = True
     sim_backend.robot.relative_dynamics_factor = 0.03  # a 7 cm step then takes seconds
@@ -388,11 +388,11 @@ def test_franky_sim_fuzzed_steps_at_the_box_edges_move_within_the_limits(sim_bac
     """The fault probe's fuzz on franky-sim through the robot server: random steps (some beyond the step
     limits, with rotations) pushed toward the box edges; every measured step stays within the limits and the
     box (plus the motion tolerance), or the server holds the arm and says so."""
-    from robot_drivers.protocol import RemoteRobotError
-    from robot_drivers.remote_driver import RemoteDriver
-    from robot_drivers.safety import MotionTolerance
-    from robot_drivers.server import RobotServer
-    from robot_pose import rotation_delta
+    from vjepa_planning.robot_drivers.protocol import RemoteRobotError
+    from vjepa_planning.robot_drivers.remote_driver import RemoteDriver
+    from vjepa_planning.robot_drivers.safety import MotionTolerance
+    from vjepa_planning.robot_drivers.server import RobotServer
+    from vjepa_planning.robot_pose import rotation_delta
 
     # A box the arm reaches everywhere with the hand down. Pushed into the corners of FRANKA_LIMITS' larger box
     # (x to 0.8, |y| to 0.5, z to 0.8 m), franky-sim moved the hand up to 0.72 m in one step before the

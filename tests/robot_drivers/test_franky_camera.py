@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from robot_drivers.camera import (
+from vjepa_planning.robot_drivers.camera import (
     CameraError,
     OpenCVCamera,
     StaticCamera,

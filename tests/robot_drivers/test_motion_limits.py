@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robot_drivers.backends import SimBackend
-from robot_drivers.protocol import RemoteRobotError
-from robot_drivers.remote_driver import RemoteDriver
-from robot_drivers.safety import MotionTolerance, SafetyLimits, motion_violation
-from robot_drivers.server import RobotServer
-from robot_drivers.sim_driver import SimDriver
-from robot_pose import rotation_delta
+from vjepa_planning.robot_drivers.backends import SimBackend
+from vjepa_planning.robot_drivers.protocol import RemoteRobotError
+from vjepa_planning.robot_drivers.remote_driver import RemoteDriver
+from vjepa_planning.robot_drivers.safety import MotionTolerance, SafetyLimits, motion_violation
+from vjepa_planning.robot_drivers.server import RobotServer
+from vjepa_planning.robot_drivers.sim_driver import SimDriver
+from vjepa_planning.robot_pose import rotation_delta
 
 LIMITS, TOL = SafetyLimits(), MotionTolerance()
 

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from robot_drivers.base import Observation
-from robot_drivers.protocol import (
+from vjepa_planning.robot_drivers.base import Observation
+from vjepa_planning.robot_drivers.protocol import (
     MAX_REQUEST_BYTES,
     PROTOCOL_NAME,
     PROTOCOL_VERSION,

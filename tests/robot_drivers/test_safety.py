@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from robot_drivers.safety import SafetyLayer, SafetyLimits
+from vjepa_planning.robot_drivers.safety import SafetyLayer, SafetyLimits
 
 LIMITS = SafetyLimits()
 LAYER = SafetyLayer(LIMITS)

@@ -11,19 +11,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from robot_drivers.backends import SimBackend
-from robot_drivers.base import RobotDriver, SimCapabilities
-from robot_drivers.factory import make_driver
-from robot_drivers.protocol import (
+from vjepa_planning.robot_drivers.backends import SimBackend
+from vjepa_planning.robot_drivers.base import RobotDriver, SimCapabilities
+from vjepa_planning.robot_drivers.factory import make_driver
+from vjepa_planning.robot_drivers.protocol import (
     PROTOCOL_NAME,
     RemoteRobotError,
     RobotConnectionError,
     encode_request,
     packb,
 )
-from robot_drivers.remote_driver import RemoteDriver
-from robot_drivers.safety import SafetyLimits
-from robot_drivers.server import RobotServer
+from vjepa_planning.robot_drivers.remote_driver import RemoteDriver
+from vjepa_planning.robot_drivers.safety import SafetyLimits
+from vjepa_planning.robot_drivers.server import RobotServer
 from server_process import raw_request
 
 IMAGE = 64
@@ -92,7 +92,7 @@ def test_remote_sim_passes_the_driver_contract(driver):
 
 
 def test_in_process_sim_driver_passes_the_same_contract():
-    from robot_drivers.sim_driver import SimDriver
+    from vjepa_planning.robot_drivers.sim_driver import SimDriver
 
     d = SimDriver(image_size=IMAGE)
     try:
@@ -113,7 +113,7 @@ def test_make_driver_builds_a_working_remote_driver(server):
 
 def test_remote_sim_matches_the_in_process_sim_exactly(driver):
     """Same seed, same actions: the remote and the in-process sim report the same states and images."""
-    from robot_drivers.sim_driver import SimDriver
+    from vjepa_planning.robot_drivers.sim_driver import SimDriver
 
     local = SimDriver(image_size=IMAGE, seed=11)
     try:
@@ -129,9 +129,9 @@ def test_remote_sim_matches_the_in_process_sim_exactly(driver):
 
 
 def test_sim_server_renders_the_configured_camera():
-    from configs import compose_config
-    from apps.robot_server import make_backend_factory
-    from robot_drivers.sim_driver import SimDriver
+    from vjepa_planning.configs import compose_config
+    from vjepa_planning.apps.robot_server import make_backend_factory
+    from vjepa_planning.robot_drivers.sim_driver import SimDriver
 
     cfg = compose_config("robot_server", ["env.camera=workspace", f"env.image_size={IMAGE}"])
     with RobotServer(make_backend_factory(cfg), port=0, watchdog_s=0) as srv, RemoteDriver("127.0.0.1", srv.port) as d:
@@ -147,7 +147,7 @@ def test_sim_server_renders_the_configured_camera():
 
 
 def test_reset_with_episode_spec_and_task_switch_and_goal_image(driver):
-    from envs import make_task_env
+    from vjepa_planning.envs import make_task_env
 
     env = make_task_env("grasp", image_size=IMAGE)
     try:

@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 import zmq
 
-from robot_drivers.protocol import (
+from vjepa_planning.robot_drivers.protocol import (
     RemoteRobotError,
     RobotConnectionError,
     decode_request_envelope,
     encode_reply,
     parse_request_body,
 )
-from robot_drivers.remote_driver import RemoteDriver
-from robot_drivers.backends import SimBackend
-from robot_drivers.server import RobotServer
+from vjepa_planning.robot_drivers.remote_driver import RemoteDriver
+from vjepa_planning.robot_drivers.backends import SimBackend
+from vjepa_planning.robot_drivers.server import RobotServer
 from server_process import free_port, kill, start_server_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,8 +102,8 @@ def test_idempotent_requests_are_retried_then_fail_fast_while_unreachable():
 
 @pytest.mark.slow
 def test_server_killed_mid_episode_then_restarted(tmp_path):
-    from control import recording as episode_log
-    from worldmodel.data.lerobot import LeRobotDataset
+    from vjepa_planning.control import recording as episode_log
+    from vjepa_planning.worldmodel.data.lerobot import LeRobotDataset
 
     port = free_port()
     proc = start_server_process(port)

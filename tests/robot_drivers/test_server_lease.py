@@ -8,10 +8,10 @@ import time
 import numpy as np
 import pytest
 
-from robot_drivers.protocol import RemoteRobotError, RobotConnectionError, encode_request
-from robot_drivers.remote_driver import RemoteDriver
-from robot_drivers.backends import SimBackend
-from robot_drivers.server import RobotServer
+from vjepa_planning.robot_drivers.protocol import RemoteRobotError, RobotConnectionError, encode_request
+from vjepa_planning.robot_drivers.remote_driver import RemoteDriver
+from vjepa_planning.robot_drivers.backends import SimBackend
+from vjepa_planning.robot_drivers.server import RobotServer
 from server_process import free_port, raw_request
 
 SECRET = b"lease-test-secret-0123456789abcd"

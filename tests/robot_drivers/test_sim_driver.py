@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from robot_drivers import Observation, RobotDriver
-from robot_drivers.base import SimCapabilities
-from robot_drivers.safety import SafetyLimits
-from robot_drivers.sim_driver import SimDriver
+from vjepa_planning.robot_drivers import Observation, RobotDriver
+from vjepa_planning.robot_drivers.base import SimCapabilities
+from vjepa_planning.robot_drivers.safety import SafetyLimits
+from vjepa_planning.robot_drivers.sim_driver import SimDriver
 
 
 @pytest.fixture(scope="module")

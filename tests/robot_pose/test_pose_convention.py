@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
-from robot_pose import (
+from vjepa_planning.robot_pose import (
     apply_action,
     canonical_state,
     delta_action,
@@ -17,7 +17,7 @@ from robot_pose import (
     state_deltas,
     wrap_euler,
 )
-from worldmodel.state_math import integrate_state, state_delta
+from vjepa_planning.worldmodel.state_math import integrate_state, state_delta
 
 angles = st.floats(-3.0, 3.0)
 # Gripper-down poses: roll just above or just below pi (either side of atan2's ±pi seam), small tilts.

@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from worldmodel import checkpoints as ck
-from worldmodel.encoder import build_encoder
-from worldmodel.predictor import build_predictor
+from vjepa_planning.worldmodel import checkpoints as ck
+from vjepa_planning.worldmodel.encoder import build_encoder
+from vjepa_planning.worldmodel.predictor import build_predictor
 
 
 def test_strip_prefixes():
@@ -171,9 +171,9 @@ def test_a_file_without_a_hash_loads_with_a_warning(tmp_path, caplog):
 
 
 def test_every_shipped_checkpoint_carries_and_passes_its_hash():
-    from pathlib import Path
+    from vjepa_planning.configs.paths import shipped_dir
 
-    files = sorted((Path(__file__).resolve().parents[2] / "checkpoints").glob("*.safetensors"))
+    files = sorted(shipped_dir().glob("*.safetensors"))
     assert files
     for f in files:
         sd, meta = ck.read_safetensors(f)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from worldmodel.compute_dtype import CPUInfo, auto_dtype, cpu_info, resolve_dtype
+from vjepa_planning.worldmodel.compute_dtype import CPUInfo, auto_dtype, cpu_info, resolve_dtype
 
 AVX2_ONLY = CPUInfo("AMD EPYC (AVX2)", frozenset({"avx2", "fma"}))
 AVX512_BF16 = CPUInfo("AMD EPYC (Zen 4)", frozenset({"avx2", "fma", "avx512f", "avx512_bf16"}))
@@ -47,8 +47,8 @@ def test_explicit_setting_wins_and_bad_names_are_refused():
 
 
 def test_shipped_default_is_auto_and_loads_in_the_auto_dtype():
-    from configs import compose_config
-    from control.build import describe_compute, load_world_model
+    from vjepa_planning.configs import compose_config
+    from vjepa_planning.control.build import describe_compute, load_world_model
 
     cfg = compose_config("plan_goal", [])
     assert cfg.world_model.dtype == "auto"

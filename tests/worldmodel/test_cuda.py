@@ -8,19 +8,19 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 
 
 def test_auto_dtype_on_cuda_is_bf16():
-    from worldmodel.compute_dtype import auto_dtype
+    from vjepa_planning.worldmodel.compute_dtype import auto_dtype
 
     assert auto_dtype("cuda")[0] == (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32)
 
 
 @pytest.mark.parametrize("preset", ["cem", "icem", "cem_grad", "mppi"])
 def test_rollout_and_planners_on_cuda(preset):
-    from configs import compose_config
-    from control.build import planner_config
-    from planners import make_planner
-    from worldmodel.encoder import build_encoder
-    from worldmodel.predictor import ACPredictor
-    from worldmodel.world_model import VJEPAWorldModel
+    from vjepa_planning.configs import compose_config
+    from vjepa_planning.control.build import planner_config
+    from vjepa_planning.planners import make_planner
+    from vjepa_planning.worldmodel.encoder import build_encoder
+    from vjepa_planning.worldmodel.predictor import ACPredictor
+    from vjepa_planning.worldmodel.world_model import VJEPAWorldModel
 
     torch.manual_seed(0)
     enc = build_encoder("vit_micro", patch_size=16, img_size=32)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from worldmodel.encoder import VIT_SIZES, build_encoder
+from vjepa_planning.worldmodel.encoder import VIT_SIZES, build_encoder
 
 
 def expected_params(D: int, depth: int, mlp_ratio: float, patch: int = 16, tubelet: int = 2, chans: int = 3) -> int:

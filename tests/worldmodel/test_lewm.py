@@ -8,13 +8,13 @@ import pytest
 import torch
 from synthetic_datasets import write_square_dataset
 
-from worldmodel import checkpoints
-from worldmodel.data.lerobot import LeRobotDataset
-from worldmodel.lewm.model import LeWM, LeWMWorldModel
-from worldmodel.lewm.sigreg import collapse_diagnostics, epps_pulley, random_directions, sigreg
-from worldmodel.lewm.train import EmbeddingCollapse, LeWMTrainConfig, build_trainer, curvature, train_lewm
-from worldmodel.pretrain import load_clip_memory
-from worldmodel.protocol import ContextRollout
+from vjepa_planning.worldmodel import checkpoints
+from vjepa_planning.worldmodel.data.lerobot import LeRobotDataset
+from vjepa_planning.worldmodel.lewm.model import LeWM, LeWMWorldModel
+from vjepa_planning.worldmodel.lewm.sigreg import collapse_diagnostics, epps_pulley, random_directions, sigreg
+from vjepa_planning.worldmodel.lewm.train import EmbeddingCollapse, LeWMTrainConfig, build_trainer, curvature, train_lewm
+from vjepa_planning.worldmodel.pretrain import load_clip_memory
+from vjepa_planning.worldmodel.protocol import ContextRollout
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -127,7 +127,7 @@ def test_file_round_trip_keeps_weights_and_action_statistics(tmp_path):
 
 
 def test_cem_plans_with_lewm():
-    from planners import PlannerConfig, make_planner
+    from vjepa_planning.planners import PlannerConfig, make_planner
 
     wm = LeWMWorldModel(_model())
     frames = np.random.default_rng(1).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)

@@ -9,7 +9,7 @@ import torch
 from synthetic_datasets import write_square_dataset
 from training_processes import kill_after_logged, run
 
-from worldmodel import checkpoints
+from vjepa_planning.worldmodel import checkpoints
 
 TINY = ["img_size=32", "model.patch_size=8", "model.encoder_width=32", "model.encoder_depth=1", "model.encoder_heads=2",
         "model.embed_dim=16", "model.proj_hidden=32", "model.predictor_width=32", "model.predictor_depth=1",
@@ -18,7 +18,7 @@ TINY = ["img_size=32", "model.patch_size=8", "model.encoder_width=32", "model.en
 
 
 def cli(data, run_dir, out, *extra):
-    return [sys.executable, "-m", "apps.train_lewm", "--data", str(data), "--run-dir", str(run_dir), "--out", str(out),
+    return [sys.executable, "-m", "vjepa_planning.apps.train_lewm", "--data", str(data), "--run-dir", str(run_dir), "--out", str(out),
             *TINY, *extra]
 
 
@@ -48,7 +48,7 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_weights(data, tmp_p
 def test_ddp_two_cpu_processes_end_with_identical_weights(data, tmp_path):
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
-           "apps.train_lewm", "--data", str(data), "--run-dir", str(run_dir), "--out", str(tmp_path / "m.safetensors"),
+           "vjepa_planning.apps.train_lewm", "--data", str(data), "--run-dir", str(run_dir), "--out", str(tmp_path / "m.safetensors"),
            *TINY, "train.steps=8"]
     run(cmd)
     r0, r1 = (json.loads((run_dir / f"final_rank{r}.json").read_text()) for r in (0, 1))

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from worldmodel.predictor import PREDICTOR_SIZES, ACPredictor, block_causal_mask, build_predictor
-from worldmodel.state_math import integrate_state
+from vjepa_planning.worldmodel.predictor import PREDICTOR_SIZES, ACPredictor, block_causal_mask, build_predictor
+from vjepa_planning.worldmodel.state_math import integrate_state
 
 D, G = 32, (3, 4)  # encoder width, non-square patch grid (exercises the width rescaling)
 N = G[0] * G[1]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess_clip, preprocess_frames
+from vjepa_planning.worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess_clip, preprocess_frames
 
 
 def test_single_image_fills_a_tubelet_and_is_normalised():

@@ -7,10 +7,10 @@ import pytest
 import torch
 from synthetic_datasets import write_square_dataset
 
-from worldmodel import checkpoints
-from worldmodel.data.lerobot import LeRobotDataset
-from worldmodel.masks import BlockMaskSpec, sample_batch_masks, sample_block_size, sample_mask
-from worldmodel.pretrain import (
+from vjepa_planning.worldmodel import checkpoints
+from vjepa_planning.worldmodel.data.lerobot import LeRobotDataset
+from vjepa_planning.worldmodel.masks import BlockMaskSpec, sample_batch_masks, sample_block_size, sample_mask
+from vjepa_planning.worldmodel.pretrain import (
     MaskedPredictor,
     PretrainConfig,
     augment,
@@ -171,7 +171,7 @@ def test_resume_equals_uninterrupted_and_exports_the_ema_encoder(tmp_path):
     assert enc.img_size == 32 and enc.patch_size == 8
     for k, v in enc.state_dict().items():
         assert torch.equal(v, a.target.state_dict()[k])  # float32 by default: exact
-    from worldmodel.pretrain import export_encoder
+    from vjepa_planning.worldmodel.pretrain import export_encoder
 
     export_encoder(a.target, tmp_path / "h.safetensors", {}, torch.float16)
     half = checkpoints.load_module(tmp_path / "h.safetensors", kind="encoder")

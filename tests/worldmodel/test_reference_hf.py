@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 
-from worldmodel.checkpoints import encoder_args_from_hf_config, hf_encoder_state_dict, load_hf_encoder
+from vjepa_planning.worldmodel.checkpoints import encoder_args_from_hf_config, hf_encoder_state_dict, load_hf_encoder
 
 transformers = pytest.importorskip("transformers", reason="pip install 'transformers>=4.53' for the HF reference test")
 if not hasattr(transformers, "VJEPA2Model"):

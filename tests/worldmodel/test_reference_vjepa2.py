@@ -18,10 +18,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from worldmodel.checkpoints import load_official_encoder, load_official_predictor, load_strict
-from worldmodel.encoder import build_encoder
-from worldmodel.predictor import ACPredictor
-from worldmodel.state_math import integrate_state
+from vjepa_planning.worldmodel.checkpoints import load_official_encoder, load_official_predictor, load_strict
+from vjepa_planning.worldmodel.encoder import build_encoder
+from vjepa_planning.worldmodel.predictor import ACPredictor
+from vjepa_planning.worldmodel.state_math import integrate_state
 
 
 @contextmanager

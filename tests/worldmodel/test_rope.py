@@ -2,7 +2,7 @@
 
 import torch
 
-from worldmodel.rope import apply_rope, channel_angles, grid_positions, rope_axis_dim, rope_tables
+from vjepa_planning.worldmodel.rope import apply_rope, channel_angles, grid_positions, rope_axis_dim, rope_tables
 
 
 def test_axis_dim_matches_upstream_formula():

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
-from robot_pose import wrap_euler
-from worldmodel.state_math import euler_xyz_to_matrix, integrate_state, matrix_to_euler_xyz, state_delta
+from vjepa_planning.robot_pose import wrap_euler
+from vjepa_planning.worldmodel.state_math import euler_xyz_to_matrix, integrate_state, matrix_to_euler_xyz, state_delta
 
 
 def test_euler_matches_scipy_extrinsic_xyz():

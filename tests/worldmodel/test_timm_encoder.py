@@ -5,7 +5,7 @@ import builtins
 import pytest
 import torch
 
-from worldmodel import timm_encoder
+from vjepa_planning.worldmodel import timm_encoder
 
 
 def test_missing_timm_gives_an_actionable_error(monkeypatch):

@@ -12,12 +12,12 @@ import torch
 from synthetic_datasets import write_square_dataset
 from training_processes import kill_after_logged, run
 
-from worldmodel import checkpoints
-from worldmodel.data.clips import EpisodeArrays, collate
-from worldmodel.data.lerobot import DatasetError
-from worldmodel.encoder import build_encoder
-from worldmodel.train import TrainConfig, ac_loss, build_predictor, post_train, wsd_lr
-from worldmodel.world_model import VJEPAWorldModel
+from vjepa_planning.worldmodel import checkpoints
+from vjepa_planning.worldmodel.data.clips import EpisodeArrays, collate
+from vjepa_planning.worldmodel.data.lerobot import DatasetError
+from vjepa_planning.worldmodel.encoder import build_encoder
+from vjepa_planning.worldmodel.train import TrainConfig, ac_loss, build_predictor, post_train, wsd_lr
+from vjepa_planning.worldmodel.world_model import VJEPAWorldModel
 
 PRED = {"predictor_embed_dim": 32, "depth": 1, "num_heads": 2, "mlp_ratio": 2.0}
 
@@ -141,7 +141,7 @@ ARGS = ["predictor.predictor_embed_dim=32", "predictor.depth=1", "predictor.num_
 
 
 def cli(data, enc, run_dir, out, *extra):
-    return [sys.executable, "-m", "apps.post_train", "--data", str(data), "--encoder", str(enc), "--run-dir",
+    return [sys.executable, "-m", "vjepa_planning.apps.post_train", "--data", str(data), "--encoder", str(enc), "--run-dir",
             str(run_dir), "--out", str(out), *ARGS, *extra]
 
 
@@ -170,7 +170,7 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path):
     enc = save_encoder(tmp_path / "enc.safetensors")
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
-           "apps.post_train", "--data", str(data), "--encoder", str(enc), "--run-dir", str(run_dir),
+           "vjepa_planning.apps.post_train", "--data", str(data), "--encoder", str(enc), "--run-dir", str(run_dir),
            "--out", str(tmp_path / "p.safetensors"), *ARGS, "train.steps=12", "device=cpu"]
     run(cmd)
     r0 = json.loads((run_dir / "final_rank0.json").read_text())

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from worldmodel import checkpoints as ck
-from worldmodel.encoder import build_encoder
-from worldmodel.predictor import build_predictor
-from worldmodel.protocol import FrameEncoder, WorldModel
-from worldmodel.world_model import VJEPAFrameEncoder, VJEPAWorldModel
+from vjepa_planning.worldmodel import checkpoints as ck
+from vjepa_planning.worldmodel.encoder import build_encoder
+from vjepa_planning.worldmodel.predictor import build_predictor
+from vjepa_planning.worldmodel.protocol import FrameEncoder, WorldModel
+from vjepa_planning.worldmodel.world_model import VJEPAFrameEncoder, VJEPAWorldModel
 
 
 @pytest.fixture(scope="module")
@@ -131,9 +131,9 @@ def test_loading_a_world_model_for_planning_imports_no_dataset_or_video_stack():
 
     code = (
         "import sys\n"
-        "from configs import compose_config\n"
-        "from control.build import load_world_model, make_mpc\n"
-        "import control.loop, control.policies\n"
+        "from vjepa_planning.configs import compose_config\n"
+        "from vjepa_planning.control.build import load_world_model, make_mpc\n"
+        "import vjepa_planning.control.loop, vjepa_planning.control.policies\n"
         "cfg = compose_config('plan_goal')\n"
         "make_mpc(load_world_model(cfg.world_model), cfg.planner)\n"
         "print(sorted(m for m in ('pyarrow', 'av', 'mujoco', 'rerun') if m in sys.modules))\n"

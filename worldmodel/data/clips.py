@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from worldmodel.data.lerobot import DatasetError
+from vjepa_planning.worldmodel.data.lerobot import DatasetError
 
 log = logging.getLogger(__name__)
 

@@ -40,8 +40,8 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from robot_pose import canonical_state, state_deltas
-from worldmodel.data.lerobot import DatasetError, DatasetWriter
+from vjepa_planning.robot_pose import canonical_state, state_deltas
+from vjepa_planning.worldmodel.data.lerobot import DatasetError, DatasetWriter
 
 __all__ = [
     "DroidEpisode",

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from worldmodel.checkpoints import module_sha256
-from worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from vjepa_planning.worldmodel.checkpoints import module_sha256
+from vjepa_planning.worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def build_feature_cache(
     """The dataset's cache for ``frame_encoder`` (a ``VJEPAFrameEncoder``), filled for ``episodes``
     (default all). With several ranks each encodes its share (episode k goes to rank k % world);
     the caller synchronises (barrier) before reading the others' files."""
-    from worldmodel.data.lerobot import DatasetError
+    from vjepa_planning.worldmodel.data.lerobot import DatasetError
 
     if camera not in dataset.cameras:
         raise DatasetError(dataset.root, f"no camera {camera!r}; the dataset's cameras are {sorted(dataset.cameras)}")
@@ -168,7 +168,7 @@ def build_feature_cache(
 
 def default_frame_encoder(encoder, device="cpu", batch_size: int = 64):
     """The planner's frame encoder for ``encoder`` (same defaults as ``VJEPAWorldModel.from_modules``)."""
-    from worldmodel.world_model import VJEPAFrameEncoder
+    from vjepa_planning.worldmodel.world_model import VJEPAFrameEncoder
 
     return VJEPAFrameEncoder(encoder, device=device, dtype=torch.float32, batch_size=batch_size,
                              mean=IMAGENET_MEAN, std=IMAGENET_STD)

@@ -28,9 +28,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from worldmodel.encoder import KV, MLP, Attention, Block, init_vit_weights
-from worldmodel.preprocess import encode_in_batches, preprocess_frames
-from worldmodel.rope import rope_tables
+from vjepa_planning.worldmodel.encoder import KV, MLP, Attention, Block, init_vit_weights
+from vjepa_planning.worldmodel.preprocess import encode_in_batches, preprocess_frames
+from vjepa_planning.worldmodel.rope import rope_tables
 
 
 def _rope_2d(gh: int, gw: int, head_dim: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -217,7 +217,7 @@ class LeWMWorldModel:
 
     @classmethod
     def from_safetensors(cls, path, **kw) -> LeWMWorldModel:
-        from worldmodel import checkpoints
+        from vjepa_planning.worldmodel import checkpoints
 
         return cls(checkpoints.load_module(path, kind="lewm"), **kw)
 

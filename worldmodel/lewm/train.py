@@ -39,12 +39,12 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from worldmodel import checkpoints
-from worldmodel.lewm.model import LeWM
-from worldmodel.lewm.sigreg import collapse_diagnostics, random_directions, sigreg
-from worldmodel.preprocess import preprocess_frames
-from worldmodel.pretrain import ClipMemory, param_groups, warmup_cosine
-from worldmodel.run_state import atomic_write_text, log_rows, run_steps
+from vjepa_planning.worldmodel import checkpoints
+from vjepa_planning.worldmodel.lewm.model import LeWM
+from vjepa_planning.worldmodel.lewm.sigreg import collapse_diagnostics, random_directions, sigreg
+from vjepa_planning.worldmodel.preprocess import preprocess_frames
+from vjepa_planning.worldmodel.pretrain import ClipMemory, param_groups, warmup_cosine
+from vjepa_planning.worldmodel.run_state import atomic_write_text, log_rows, run_steps
 
 
 class EmbeddingCollapse(RuntimeError):

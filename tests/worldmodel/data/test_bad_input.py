@@ -13,9 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 from wm_data_helpers import CAMS, FPS, episode_data, length_of, make_writer, strip_content_hashes, write_episode
 
-from worldmodel.data import DatasetError, DatasetWarning, LeRobotDataset
-from worldmodel.data.lerobot.video import _codec_options, _VideoEncoder
-from worldmodel.data.lerobot import reader as lerobot_reader
+from vjepa_planning.worldmodel.data import DatasetError, DatasetWarning, LeRobotDataset
+from vjepa_planning.worldmodel.data.lerobot.video import _codec_options, _VideoEncoder
+from vjepa_planning.worldmodel.data.lerobot import reader as lerobot_reader
+from vjepa_planning.worldmodel.data.lerobot.format import EPISODE_EXTRAS_KEY
 
 DATA1 = "data/chunk-000/file-001.parquet"
 FRONT1 = "videos/observation.images.front/chunk-000/file-001.mp4"
@@ -205,9 +206,25 @@ def test_a_changed_file_is_caught_by_its_content_hash(ds_root: Path, rel: str) -
 def test_the_writer_records_a_content_hash_for_every_file(ds_root: Path) -> None:
     import hashlib
 
-    row = pq.read_table(ds_root / META1).to_pylist()[0]
-    for rel, key in ((DATA1, "data/sha256"), (FRONT1, "videos/observation.images.front/sha256")):
-        assert row[key] == hashlib.sha256((ds_root / rel).read_bytes()).hexdigest()
+    table = pq.read_table(ds_root / META1)
+    extras = json.loads(table.schema.metadata[EPISODE_EXTRAS_KEY])["1"]["sha256"]
+    for rel, key in ((DATA1, "data"), (FRONT1, "videos/observation.images.front")):
+        assert extras[key] == hashlib.sha256((ds_root / rel).read_bytes()).hexdigest()
+    assert not [c for c in table.column_names if c.endswith("/sha256") or c.startswith("info/")]  # LeRobot's columns only
+
+
+def test_older_files_with_hash_and_info_columns_are_still_checked(ds_root: Path) -> None:
+    """Before EPISODE_EXTRAS_KEY, our writer kept the extras as columns: such datasets still verify."""
+    table = pq.read_table(ds_root / META1)
+    extras = json.loads(table.schema.metadata[EPISODE_EXTRAS_KEY])["1"]
+    for key, digest in extras["sha256"].items():
+        table = table.append_column(f"{key}/sha256", pa.array([digest]))
+    table = table.append_column("info/policy", pa.array(["oracle"])).replace_schema_metadata(None)
+    pq.write_table(table, ds_root / META1)
+    assert LeRobotDataset(ds_root).episode_info(1) == {"policy": "oracle"}
+    (ds_root / DATA1).write_bytes((ds_root / DATA1).read_bytes()[:-8] + b"\0" * 8)
+    with pytest.raises(DatasetError, match="sha256 recorded when episode 1 was committed|cannot"):
+        LeRobotDataset(ds_root, verify="fast")
 
 
 GLOBAL_CASES = {

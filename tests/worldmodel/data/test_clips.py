@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from worldmodel.data.clips import (
+from vjepa_planning.worldmodel.data.clips import (
     ClipSampler,
     EpisodeArrays,
     check_dataset,
@@ -12,7 +12,7 @@ from worldmodel.data.clips import (
     split_episodes,
     usable_episodes,
 )
-from worldmodel.data.lerobot import DatasetError, DatasetWriter, LeRobotDataset
+from vjepa_planning.worldmodel.data.lerobot import DatasetError, DatasetWriter, LeRobotDataset
 
 
 def arrays(index, length, n=4, d=3):

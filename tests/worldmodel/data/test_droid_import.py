@@ -12,10 +12,10 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from robot_pose import in_convention, state_deltas, wrap_euler
-from worldmodel import state_math
-from worldmodel.data import DatasetError, LeRobotDataset
-from worldmodel.data.droid_import import (
+from vjepa_planning.robot_pose import in_convention, state_deltas, wrap_euler
+from vjepa_planning.worldmodel import state_math
+from vjepa_planning.worldmodel.data import DatasetError, LeRobotDataset
+from vjepa_planning.worldmodel.data.droid_import import (
     import_droid,
     main,
     read_droid_episode,

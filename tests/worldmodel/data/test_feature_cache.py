@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from worldmodel.data.feature_cache import FeatureCache, build_feature_cache, cache_key_spec, default_frame_encoder
-from worldmodel.data.lerobot import DatasetError, DatasetWriter, LeRobotDataset
-from worldmodel.encoder import build_encoder
-from worldmodel.world_model import VJEPAFrameEncoder
+from vjepa_planning.worldmodel.data.feature_cache import FeatureCache, build_feature_cache, cache_key_spec, default_frame_encoder
+from vjepa_planning.worldmodel.data.lerobot import DatasetError, DatasetWriter, LeRobotDataset
+from vjepa_planning.worldmodel.encoder import build_encoder
+from vjepa_planning.worldmodel.world_model import VJEPAFrameEncoder
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is fastest

@@ -28,9 +28,9 @@ from wm_data_helpers import (
     write_episode,
 )
 
-from worldmodel.data import DatasetError, DatasetWarning, DatasetWriter, LeRobotDataset, merge_datasets
-from worldmodel.data.lerobot.stats import _aggregate_stats, _array_stats
-from worldmodel.data.lerobot.video import _codec_options, _VideoEncoder
+from vjepa_planning.worldmodel.data import DatasetError, DatasetWarning, DatasetWriter, LeRobotDataset, merge_datasets
+from vjepa_planning.worldmodel.data.lerobot.stats import _aggregate_stats, _array_stats
+from vjepa_planning.worldmodel.data.lerobot.video import _codec_options, _VideoEncoder
 
 HELPER = Path(__file__).with_name("wm_data_helpers.py")
 
@@ -450,8 +450,7 @@ def test_reader_accepts_multi_episode_files(tmp_path: Path) -> None:
         table[f"{key}/from_timestamp"] = [0.0, t0]
         table[f"{key}/to_timestamp"] = [t0, t0 + 7 / FPS]
     (multi / "meta/episodes/chunk-000").mkdir(parents=True)
-    table = {k: v for k, v in table.items() if not k.endswith("/sha256")}  # LeRobot records no content hashes
-    schema = pa.schema([f for f in metas[0].schema if not f.name.endswith("/sha256")])
+    schema = metas[0].schema.remove_metadata()  # LeRobot records no content hashes
     pq.write_table(pa.table(table, schema=schema), multi / "meta/episodes/chunk-000/file-000.parquet")
 
     ds = LeRobotDataset(multi, verify="full")

@@ -13,12 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[3]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from worldmodel.data.lerobot import files as lerobot_files  # noqa: E402
-from worldmodel.data.lerobot import DatasetWriter, FeatureSpec  # noqa: E402
+from vjepa_planning.worldmodel.data.lerobot import files as lerobot_files
+from vjepa_planning.worldmodel.data.lerobot import DatasetWriter, FeatureSpec
 
 FPS = 4
 CAMS = {"front": (48, 64), "wrist": (48, 48)}
@@ -73,13 +69,12 @@ def write_episode(writer: DatasetWriter, d: dict) -> int:
 
 
 def strip_content_hashes(root) -> None:
-    """Drop the per-file sha256 columns from every episode meta: the dataset as another writer (LeRobot's)
+    """Drop our extras (per-file sha256s, writer info) from every episode meta: the dataset as another writer (LeRobot's)
     would leave it, so that the structural checks are what finds a bad file."""
     import pyarrow.parquet as pq
 
     for meta in sorted((Path(root) / "meta" / "episodes").rglob("*.parquet")):
-        table = pq.read_table(meta)
-        pq.write_table(table.drop_columns([c for c in table.column_names if c.endswith("/sha256")]), meta)
+        pq.write_table(pq.read_table(meta).replace_schema_metadata(None), meta)
 
 
 def seed_of(worker: int, k: int) -> int:

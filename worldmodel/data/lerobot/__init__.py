@@ -50,16 +50,16 @@ local file system (or one with working flock). Alternatively each worker writes 
 
 from __future__ import annotations
 
-from worldmodel.data.lerobot.format import (
+from vjepa_planning.worldmodel.data.lerobot.format import (
     ACTION_NAMES,
     STATE_NAMES,
     DatasetError,
     DatasetWarning,
     FeatureSpec,
 )
-from worldmodel.data.lerobot.merge import merge_datasets
-from worldmodel.data.lerobot.reader import Episode, LeRobotDataset, SkippedEpisode
-from worldmodel.data.lerobot.writer import DatasetWriter
+from vjepa_planning.worldmodel.data.lerobot.merge import merge_datasets
+from vjepa_planning.worldmodel.data.lerobot.reader import Episode, LeRobotDataset, SkippedEpisode
+from vjepa_planning.worldmodel.data.lerobot.writer import DatasetWriter
 
 __all__ = [
     "ACTION_NAMES",

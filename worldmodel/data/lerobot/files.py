@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from worldmodel.data.lerobot.format import DatasetError
+from vjepa_planning.worldmodel.data.lerobot.format import DatasetError
 
 # --------------------------------------------------------------------------------------------------
 # Atomic file helpers

@@ -23,6 +23,11 @@ IMAGE_PREFIX = "observation.images."
 STATE_NAMES = ("x", "y", "z", "roll", "pitch", "yaw", "gripper")
 ACTION_NAMES = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "dgripper")
 INDEX_COLUMNS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
+# Our per-episode extras (file sha256s, writer info) live in the episode meta file's parquet key-value
+# metadata under this key, as JSON {"<episode>": {"sha256": {"data" | "videos/<key>": hex}, "info": {...}}}:
+# extra columns would make LeRobot refuse a dataset it created once we appended to it (it casts every meta
+# file to the first file's columns). Older files of ours carry them as "<prefix>/sha256" and "info/<key>".
+EPISODE_EXTRAS_KEY = b"vjepa_planning"
 
 _CODEC_NAMES = {"libx264": "h264", "h264": "h264", "libsvtav1": "av1", "libaom-av1": "av1"}
 _DTYPES = {

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from worldmodel.data.lerobot.files import _tmp_path
-from worldmodel.data.lerobot.format import IMAGE_PREFIX, INDEX_COLUMNS, DatasetError, _features_mismatch
-from worldmodel.data.lerobot.reader import LeRobotDataset
-from worldmodel.data.lerobot.video import _codec_options, _VideoEncoder
-from worldmodel.data.lerobot.writer import _Committer
+from vjepa_planning.worldmodel.data.lerobot.files import _tmp_path
+from vjepa_planning.worldmodel.data.lerobot.format import IMAGE_PREFIX, INDEX_COLUMNS, DatasetError, _features_mismatch
+from vjepa_planning.worldmodel.data.lerobot.reader import LeRobotDataset
+from vjepa_planning.worldmodel.data.lerobot.video import _codec_options, _VideoEncoder
+from vjepa_planning.worldmodel.data.lerobot.writer import _Committer
 
 
 def _link_or_copy(src: Path, dst: Path, link: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Iterator, Mapping
@@ -14,8 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from worldmodel.data.lerobot.files import _read_json, _read_parquet, _read_tasks, file_sha256
-from worldmodel.data.lerobot.format import (
+from vjepa_planning.worldmodel.data.lerobot.files import _read_json, _read_parquet, _read_tasks, file_sha256
+from vjepa_planning.worldmodel.data.lerobot.format import (
+    EPISODE_EXTRAS_KEY,
     _FILE_RE,
     CHUNKS_SIZE,
     IMAGE_PREFIX,
@@ -26,8 +28,8 @@ from worldmodel.data.lerobot.format import (
     _check_schema,
     _column_to_numpy,
 )
-from worldmodel.data.lerobot.stats import Stats, _merge_stats, _stats_from_json, _stats_from_meta_row
-from worldmodel.data.lerobot.video import _decode_video, _probe_video
+from vjepa_planning.worldmodel.data.lerobot.stats import Stats, _merge_stats, _stats_from_json, _stats_from_meta_row
+from vjepa_planning.worldmodel.data.lerobot.video import _decode_video, _probe_video
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,8 @@ class LeRobotDataset:
             with pq.ParquetFile(path) as pf:
                 # Per-episode stats columns are many and only needed to recompute stats: skip them here.
                 table = pf.read(columns=[c for c in pf.schema_arrow.names if not c.startswith("stats/")])
-        except (pa.ArrowException, OSError) as e:
+            extras = json.loads((pf.schema_arrow.metadata or {}).get(EPISODE_EXTRAS_KEY, b"{}"))
+        except (pa.ArrowException, OSError, ValueError) as e:
             raise DatasetError(path, f"cannot read episode metadata (truncated or corrupt?): {e}") from e
         required = ["episode_index", "length", "tasks", "data/chunk_index", "data/file_index"]
         required += ["dataset_from_index", "dataset_to_index"]
@@ -245,9 +248,12 @@ class LeRobotDataset:
                 tasks = [str(t) for t in (row["tasks"] or [])]
             except (TypeError, ValueError, KeyError, IndexError) as e:
                 raise DatasetError(path, f"bad episode row: {e}") from e
-            info = {k[len("info/"):]: v for k, v in row.items() if k.startswith("info/") and v is not None}
+            extra = extras.get(str(ep), {}) if isinstance(extras, dict) else {}
+            info = {k[len("info/"):]: v for k, v in row.items() if k.startswith("info/") and v is not None}  # older files
+            info.update(extra.get("info", {}))
             files = {"data": data, **{f"videos/{IMAGE_PREFIX}{cam}": vp for cam, (vp, _, _) in videos.items()}}
-            sha256 = {p: str(row[f"{k}/sha256"]) for k, p in files.items() if row.get(f"{k}/sha256")}
+            digests = {k: row.get(f"{k}/sha256") for k in files} | extra.get("sha256", {})
+            sha256 = {p: str(digests[k]) for k, p in files.items() if digests.get(k)}
             out.append(_EpisodeRecord(ep, length, tasks, data, start, stop, videos, path, info, sha256))
         return out
 

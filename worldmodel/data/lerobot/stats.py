@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from worldmodel.data.lerobot.format import _QUANTILES, _STAT_KEYS
+from vjepa_planning.worldmodel.data.lerobot.format import _QUANTILES, _STAT_KEYS
 
 Stats = dict[str, np.ndarray]
 

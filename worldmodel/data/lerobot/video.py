@@ -9,7 +9,7 @@ from typing import Any
 import av
 import numpy as np
 
-from worldmodel.data.lerobot.format import DatasetError
+from vjepa_planning.worldmodel.data.lerobot.format import DatasetError
 
 
 def _codec_options(codec: str, crf: int, gop: int) -> dict[str, str]:

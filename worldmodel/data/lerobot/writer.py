@@ -6,6 +6,7 @@ The commit protocol and the parallel-writer rules are described in the package d
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from worldmodel.data.lerobot.files import (
+from vjepa_planning.worldmodel.data.lerobot.files import (
     _HOST,
     _chunk_file,
     _fsync_dir,
@@ -31,7 +32,7 @@ from worldmodel.data.lerobot.files import (
     _write_parquet_atomic,
     file_sha256,
 )
-from worldmodel.data.lerobot.format import (
+from vjepa_planning.worldmodel.data.lerobot.format import (
     _CAMERA_RE,
     _FILE_RE,
     _INDEX_SPECS,
@@ -39,6 +40,7 @@ from worldmodel.data.lerobot.format import (
     CODEBASE_VERSION,
     DATA_PATH,
     DEFAULT_FEATURES,
+    EPISODE_EXTRAS_KEY,
     EPISODES_PATH,
     IMAGE_PREFIX,
     INDEX_COLUMNS,
@@ -50,8 +52,8 @@ from worldmodel.data.lerobot.format import (
     _to_arrow,
     _video_feature_json,
 )
-from worldmodel.data.lerobot.reader import LeRobotDataset
-from worldmodel.data.lerobot.stats import (
+from vjepa_planning.worldmodel.data.lerobot.reader import LeRobotDataset
+from vjepa_planning.worldmodel.data.lerobot.stats import (
     Stats,
     _array_stats,
     _ImageStats,
@@ -61,7 +63,7 @@ from worldmodel.data.lerobot.stats import (
     _stats_from_meta_row,
     _stats_to_json,
 )
-from worldmodel.data.lerobot.video import _codec_options, _VideoEncoder
+from vjepa_planning.worldmodel.data.lerobot.video import _codec_options, _VideoEncoder
 
 # --------------------------------------------------------------------------------------------------
 # Commit machinery shared by the writer and merge
@@ -199,7 +201,7 @@ class _Committer:
         image_stats: Mapping[str, Stats],
         info: Mapping[str, int | float | str] | None = None,
     ) -> int:
-        """Atomically add one episode (`info`: scalars stored as ``info/<key>`` columns of its meta row). ``videos`` are temp files under ``.tmp`` and are moved in."""
+        """Atomically add one episode (`info`: scalars kept with its meta row, see EPISODE_EXTRAS_KEY). ``videos`` are temp files under ``.tmp`` and are moved in."""
         length = len(frame_tasks)
         try:
             with _locked(self.root):
@@ -292,12 +294,9 @@ class _Committer:
             row[f"videos/{key}/file_index"] = pa.array([f], pa.int64())
             row[f"videos/{key}/from_timestamp"] = pa.array([0.0], pa.float64())
             row[f"videos/{key}/to_timestamp"] = pa.array([length / self.fps], pa.float64())
-        for prefix, digest in (hashes or {}).items():  # "data" and "videos/<key>": the sha256 of that file
-            row[f"{prefix}/sha256"] = pa.array([digest], pa.string())
         for key, value in (info or {}).items():
             if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise ValueError(f"episode info {key!r} must be an int, float or str, got {value!r}")
-            row[f"info/{key}"] = pa.array([value], pa.int64() if isinstance(value, int) else pa.float64() if isinstance(value, float) else pa.string())
         row["meta/episodes/chunk_index"] = pa.array([c], pa.int64())
         row["meta/episodes/file_index"] = pa.array([f], pa.int64())
         for key, st in stats.items():  # in each stat's own shape: (n,) lists, or (3, 1, 1) nested for cameras
@@ -307,7 +306,9 @@ class _Committer:
                 for _ in range(value.ndim - 1):
                     typ = pa.list_(typ)
                 row[f"stats/{key}/{s}"] = pa.array([value.tolist()], pa.list_(typ))
-        return pa.table(row)
+        # "data" and "videos/<key>": the sha256 of that file; LeRobot's columns only, the extras as metadata
+        extras = {str(ep): {"sha256": dict(hashes or {}), "info": dict(info or {})}}
+        return pa.table(row).replace_schema_metadata({EPISODE_EXTRAS_KEY: json.dumps(extras)})
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,70 @@
+"""Where episodes run: a process pool on this machine, or Ray (one machine or a cluster), behind one call.
+
+`map_unordered(init, init_args, fn, jobs, ...)` starts `workers` workers, runs `init(*init_args)` once in
+each (load the world model, make the sim), then `fn(job)` for every job, and yields the results as they
+finish. Results stream back to the caller, which alone writes them (episodes.jsonl), so a retried job is
+never recorded twice. With Ray a worker that dies (a killed process, a lost node) is restarted and its job
+runs once more; a second death of the same job raises.
+
+Ray is an optional extra (`pip install '.[ray]'`): `address=None` starts a local instance with `workers`
+CPUs, `address="auto"` or `"ray://head:10001"` joins a running cluster, whose nodes need this package
+installed (the same version) to import `init` and `fn`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+ENGINES = ("pool", "ray")
+
+
+def map_unordered(init: Callable[..., None], init_args: tuple, fn: Callable[[Any], Any], jobs: Iterable[Any], *,
+                  workers: int, engine: str = "pool", address: str | None = None) -> Iterator[Any]:
+    if engine == "pool":
+        with mp.get_context("spawn").Pool(workers, initializer=init, initargs=init_args) as pool:
+            yield from pool.imap_unordered(fn, list(jobs))
+    elif engine == "ray":
+        yield from _ray_map(init, init_args, fn, list(jobs), workers, address)
+    else:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+
+
+def _ray_map(init, init_args, fn, jobs: list, workers: int, address: str | None) -> Iterator[Any]:
+    try:
+        import ray
+    except ImportError as e:
+        raise ValueError("engine=ray needs Ray: pip install 'vjepa-planning[ray]' (or pip install ray)") from e
+
+    started = not ray.is_initialized()
+    if started:
+        kw = {"num_cpus": workers} if address is None else {"address": address}
+        ray.init(**kw, include_dashboard=False, log_to_driver=False, configure_logging=False)
+
+    @ray.remote(num_cpus=1, max_restarts=1, max_task_retries=1)
+    class Worker:
+        def __init__(self):
+            init(*init_args)
+
+        def run(self, job):
+            return fn(job)
+
+        def pid(self) -> int:
+            import os
+
+            return os.getpid()
+
+    try:
+        actors = [Worker.remote() for _ in range(min(workers, len(jobs)) or 1)]
+        idle, running, pending = list(actors), {}, list(reversed(jobs))
+        while pending or running:
+            while idle and pending:  # one job per worker at a time, in the given order
+                actor = idle.pop()
+                running[actor.run.remote(pending.pop())] = actor
+            (done,), _ = ray.wait(list(running), num_returns=1)
+            idle.append(running.pop(done))
+            yield ray.get(done)  # a job whose worker died twice raises ray.exceptions.RayActorError here
+    finally:
+        if started:
+            ray.shutdown()
