@@ -8,6 +8,7 @@ records its task, seed and policy.
 Crashes: a worker that dies mid-episode loses that episode only; the parent notices, starts a new worker
 and runs the episode once more, and stops with an error (exit code 1) if it dies again. Workers die with
 the parent; a worker killed after committing its episode but before replying does not get it run twice.
+`engine=ray` runs the episodes on Ray workers instead (control/engines.py), with the same retry rule.
 A rerun into an existing dataset resumes: the (task, seed) pairs already committed there are skipped, and
 it says how many."""
 
@@ -163,7 +164,28 @@ def collect(cfg: DictConfig) -> list[dict]:
     if unknown:
         log.warning("%s holds %d episodes without a recorded seed; they are kept, and not matched against this collection", cfg.out, unknown)
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    return run_jobs(todo, int(cfg.workers), OmegaConf.to_yaml(cfg), cfg.out)
+    if cfg.engine == "pool":
+        return run_jobs(todo, int(cfg.workers), OmegaConf.to_yaml(cfg), cfg.out)
+    return run_jobs_on(cfg.engine, todo, int(cfg.workers), OmegaConf.to_yaml(cfg), cfg.out, cfg.ray_address)
+
+
+def run_jobs_on(engine: str, jobs: list[EpisodeJob], workers: int, cfg_yaml: str, out: str | Path,
+                address: str | None = None) -> list[dict]:
+    """The jobs on another engine (Ray: control/engines.py), all committing into the dataset at `out`, which
+    every worker must see (a shared filesystem on a cluster). A job whose worker died runs once more unless
+    its episode was committed before the death."""
+    from vjepa_planning.control.engines import map_unordered
+
+    def already_done(job: EpisodeJob) -> bool:
+        return (job.task, job.seed) in committed(out)[0]
+
+    results = []
+    episodes = map_unordered(_init_worker, (cfg_yaml,), run_job, jobs, workers=workers, engine=engine, address=address,
+                             already_done=already_done)
+    for result in tqdm(episodes, total=len(jobs), desc="episodes", unit="ep"):
+        if result is not None:
+            results.append(result)
+    return results
 
 
 def run_jobs(jobs: list[EpisodeJob], workers: int, cfg_yaml: str, out: str | Path) -> list[dict]:

@@ -4,7 +4,7 @@
 each (load the world model, make the sim), then `fn(job)` for every job, and yields the results as they
 finish. Results stream back to the caller, which alone writes them (episodes.jsonl), so a retried job is
 never recorded twice. With Ray a worker that dies (a killed process, a lost node) is restarted and its job
-runs once more; a second death of the same job raises.
+runs once more (unless `already_done` says its effect is there); a worker's second death raises.
 
 Ray is an optional extra (`pip install '.[ray]'`): `address=None` starts a local instance with `workers`
 CPUs, `address="auto"` or `"ray://head:10001"` joins a running cluster, whose nodes need this package
@@ -14,6 +14,7 @@ installed (the same version) to import `init` and `fn`.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -21,17 +22,20 @@ ENGINES = ("pool", "ray")
 
 
 def map_unordered(init: Callable[..., None], init_args: tuple, fn: Callable[[Any], Any], jobs: Iterable[Any], *,
-                  workers: int, engine: str = "pool", address: str | None = None) -> Iterator[Any]:
+                  workers: int, engine: str = "pool", address: str | None = None,
+                  already_done: Callable[[Any], bool] | None = None) -> Iterator[Any]:
+    """`already_done(job)` (Ray only) is asked before a job whose worker died is run again: True when the
+    job's effect is already there (an episode committed before the worker died), and the retry yields None."""
     if engine == "pool":
         with mp.get_context("spawn").Pool(workers, initializer=init, initargs=init_args) as pool:
             yield from pool.imap_unordered(fn, list(jobs))
     elif engine == "ray":
-        yield from _ray_map(init, init_args, fn, list(jobs), workers, address)
+        yield from _ray_map(init, init_args, fn, list(jobs), workers, address, already_done)
     else:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
 
 
-def _ray_map(init, init_args, fn, jobs: list, workers: int, address: str | None) -> Iterator[Any]:
+def _ray_map(init, init_args, fn, jobs: list, workers: int, address: str | None, already_done) -> Iterator[Any]:
     try:
         import ray
     except ImportError as e:
@@ -42,18 +46,22 @@ def _ray_map(init, init_args, fn, jobs: list, workers: int, address: str | None)
         kw = {"num_cpus": workers} if address is None else {"address": address}
         ray.init(**kw, include_dashboard=False, log_to_driver=False, configure_logging=False)
 
+    cwd = os.getcwd()  # a config's relative paths mean on the workers what they mean here (shared filesystem)
+
     @ray.remote(num_cpus=1, max_restarts=1, max_task_retries=1)
     class Worker:
         def __init__(self):
+            if os.path.isdir(cwd):
+                os.chdir(cwd)
+            # Restarted after a death: the first job it gets is the one that was running then (one at a time).
+            self.retrying = ray.get_runtime_context().was_current_actor_reconstructed
             init(*init_args)
 
         def run(self, job):
+            retry, self.retrying = self.retrying, False
+            if retry and already_done is not None and already_done(job):
+                return None
             return fn(job)
-
-        def pid(self) -> int:
-            import os
-
-            return os.getpid()
 
     try:
         actors = [Worker.remote() for _ in range(min(workers, len(jobs)) or 1)]

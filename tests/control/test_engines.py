@@ -1,5 +1,6 @@
-"""sim-benchmark on Ray (a local instance with 2 workers) gives the episodes the process pool gives for the
-same seeds, and a Ray worker killed mid-episode has that episode run once more, recorded once."""
+"""sim-benchmark and collect-trajectories on Ray (a local instance with 2 workers) give the episodes the
+process pool gives for the same seeds; a Ray worker killed mid-episode has that episode run once more,
+recorded once, and one killed after its episode's effect is there does not run it again."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from vjepa_planning.apps import sim_benchmark
+from vjepa_planning.apps import collect_trajectories, sim_benchmark
 from vjepa_planning.control.engines import map_unordered
 
 RAY = "Ray is an optional extra: pip install '.[ray]' (the dev extra has it)"
@@ -68,3 +69,57 @@ def test_ray_matches_the_process_pool_and_retries_a_killed_worker(tmp_path, tiny
 def test_an_unknown_engine_is_refused():
     with pytest.raises(ValueError, match="engine must be one of pool, ray, got 'spark'"):
         list(map_unordered(print, (), abs, [1], workers=1, engine="spark"))
+
+
+def by_job(root: Path) -> dict:
+    from vjepa_planning.worldmodel.data import LeRobotDataset
+
+    ds = LeRobotDataset(root)
+    out = {}
+    for i in ds.episode_indices:
+        info, ep = ds.episode_info(i), ds.episode(i)
+        out[(info["job_task"], info["seed"])] = (info, ep.states.tolist(), ep.actions.tolist())
+    return out
+
+
+@pytest.mark.slow
+def test_collection_on_ray_matches_the_process_pool(tmp_path):
+    pytest.importorskip("ray", reason=RAY)
+    argv = ["--episodes", "4", "--workers", "2", "--size", "32", "tasks=[reach,grasp]", "random_fraction=0.5"]
+    assert collect_trajectories.main(["--out", str(tmp_path / "pool"), *argv]) == 0
+    assert collect_trajectories.main(["--out", str(tmp_path / "ray"), *argv, "engine=ray"]) == 0
+    pool, on_ray = by_job(tmp_path / "pool"), by_job(tmp_path / "ray")
+    assert len(pool) == 4 and on_ray == pool  # same episodes, whichever worker committed them in which order
+
+
+def test_a_retried_job_whose_effect_is_there_is_not_run_again(tmp_path):
+    """The retry rule itself: a worker dies once after its job's effect (a file here, an episode commit in
+    collection) and once before it; the first job is not run again, the second is, each result once."""
+    pytest.importorskip("ray", reason=RAY)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def init():
+        pass
+
+    def job(name):  # runs in a Ray worker (pickled by value: a local function)
+        attempt = marks / f"{name}.attempt"
+        first = not attempt.exists()
+        attempt.touch()
+        if name == "dies_after" and first:
+            (marks / f"{name}.done").touch()
+            os._exit(1)
+        if name == "dies_before" and first:
+            os._exit(1)
+        (marks / f"{name}.done").touch()
+        (marks / f"{name}.runs").open("a").write("x")
+        return name
+
+    def already_done(name):
+        return (marks / f"{name}.done").exists()
+
+    got = list(map_unordered(init, (), job, ["dies_after", "dies_before", "fine"], workers=2, engine="ray",
+                             already_done=already_done))
+    assert sorted(g for g in got if g) == ["dies_before", "fine"] and got.count(None) == 1
+    assert not (marks / "dies_after.runs").exists()  # its effect was there: not run again
+    assert (marks / "dies_before.runs").read_text() == "x" and (marks / "fine.runs").read_text() == "x"
