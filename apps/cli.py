@@ -110,6 +110,7 @@ def multirun(config_name: str, overrides: list[str], task: Callable[[DictConfig]
     hydra-submitit-launcher) sends each to SLURM instead."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from vjepa_planning.configs import _register_schemas
 
@@ -118,8 +119,6 @@ def multirun(config_name: str, overrides: list[str], task: Callable[[DictConfig]
         cfg.out = HydraConfig.get().runtime.output_dir
         OmegaConf.set_readonly(cfg, True)
         return task(cfg)
-
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     _register_schemas()
     fixed = sorted({o.key_or_group for o in OverridesParser.create().parse_overrides(overrides) if not o.is_sweep_override()})
