@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vjepa_planning.apps.cli import command, parse
-from vjepa_planning.worldmodel.model_card import log_wall_time, write_card
+from vjepa_planning.worldmodel.model_card import encoder_card
 
 
 def run(cfg: DictConfig, progress: bool = True) -> dict:
@@ -45,79 +44,6 @@ def run(cfg: DictConfig, progress: bool = True) -> dict:
     return summary
 
 
-def write_model_card(out: str | Path, run_dir: str | Path, command: str) -> Path:
-    """``<out>.md`` beside the encoder: data, recipe (config + command), wall time, final loss.
-    benchmarks/linear_probe.py --card adds the probe section."""
-    from vjepa_planning.worldmodel import checkpoints
-
-    out, run_dir = Path(out), Path(run_dir)
-    sd, meta = checkpoints.read_safetensors(out)
-    extra, arch = meta["extra"], meta["arch"]
-    data = extra.get("data", {})
-    cfg = data.get("config", {})
-    rows = [json.loads(ln) for ln in (run_dir / "log.jsonl").read_text().splitlines() if ln.strip()]
-    n_params = sum(v.numel() for v in sd.values())
-    grid = arch["img_size"] // arch["patch_size"]
-    wall = log_wall_time(run_dir / "log.jsonl")
-    first = [r["loss"] for r in rows[:5]]
-    card = f"""# {out.stem}: V-JEPA-pretrained ViT encoder for the sim Franka scenes
-
-`{out.name}` ({out.stat().st_size / 2**20:.1f} MB, {n_params / 1e6:.2f} M parameters stored as
-{str(next(iter(sd.values())).dtype).removeprefix('torch.')} (cast to your compute dtype on load), format
-`{meta['format']}` kind `{meta['kind']}`): {'the encoder' if cfg.get('train', {}).get('target') == 'sigreg' else 'the EMA (target) encoder'} after {extra.get('steps')} steps of
-{extra.get('objective')}. `{arch['embed_dim']}`-d, {arch['depth']} blocks, {arch['num_heads']} heads,
-{arch['img_size']} px input, {arch['patch_size']} px patches, tubelet {arch['tubelet_size']}: a
-{grid} x {grid} grid = {grid * grid} tokens per frame (a still frame is repeated to fill one tubelet).
-
-Load it:
-
-```python
-from vjepa_planning.worldmodel import checkpoints
-encoder = checkpoints.load_module("{out}", kind="encoder")
-# for planning, with a predictor post-trained on its features (post-train encoder_path={out}):
-from vjepa_planning.worldmodel.world_model import VJEPAWorldModel
-wm = VJEPAWorldModel.from_safetensors("{out}", "path/to/that_predictor.safetensors")
-```
-
-Preprocessing at use: centre square crop, antialiased bilinear resize to {arch['img_size']} px, ImageNet
-mean / std (what `VJEPAFrameEncoder` does by default).
-
-## Data
-
-`{data.get('data')}`, camera `{data.get('camera')}`: {data.get('train_episodes')} training episodes
-({data.get('train_frames')} frames); {data.get('held_out_episodes')} episodes held out (seeded hash split,
-val_fraction {cfg.get('val_fraction')}, seed {cfg.get('seed')}; the same split post-train and the probes hold out).
-
-## Recipe
-
-```
-{command}
-```
-
-Composed config (`configs/pretrain_encoder.yaml` + `encoder/{'sim_mini'}` + `train/pretrain_sim`):
-
-```json
-{json.dumps({k: cfg.get(k) for k in ('encoder', 'mask_predictor', 'train')}, indent=1)}
-```
-
-## Training
-
-- steps {rows[-1]['step'] if rows else '?'} x batch {cfg.get('train', {}).get('batch_size')} clips of
-  {cfg.get('train', {}).get('num_frames')} frames; wall time {wall / 60:.1f} min of training
-  ({rows[-1].get('clips_per_s') if rows else '?'} clips/s in the last segment; threads={cfg.get('threads')}).
-- loss (L1 to layer-normed EMA targets, mean of the 2 mask groups): first {np_mean(first):.4f},
-  final {extra.get('final_loss'):.4f} (mean of the last 10 logged steps).
-- target spread (std over tokens, mean over channels; 0 = collapse): first {rows[0].get('target_spread') if rows else '?'},
-  final {rows[-1].get('target_spread') if rows else '?'}.
-- loss log: `{run_dir / 'log.jsonl'}`; resume state: `{run_dir / 'state.pt'}`.
-"""
-    return write_card(out.with_suffix(".md"), card)
-
-
-def np_mean(x) -> float:
-    return float(sum(x) / len(x)) if x else float("nan")
-
-
 @command("pretrain-encoder")
 def main(argv: list[str] | None = None) -> None:
     cfg = parse(
@@ -135,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     summary = run(cfg)
     if summary.get("complete") and summary.get("out"):
         args = sys.argv[1:] if argv is None else argv
-        summary["model_card"] = str(write_model_card(cfg.out, cfg.run_dir, "pretrain-encoder " + shlex.join(args)))
+        summary["model_card"] = str(encoder_card(cfg.out, cfg.run_dir, "pretrain-encoder " + shlex.join(args)))
     print(json.dumps(summary))
 
 

@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vjepa_planning.apps.cli import command, parse
-from vjepa_planning.worldmodel.model_card import log_wall_time, write_card
+from vjepa_planning.worldmodel.model_card import lewm_card
 
 
 def run(cfg: DictConfig, progress: bool = True) -> dict:
@@ -59,75 +59,6 @@ def run(cfg: DictConfig, progress: bool = True) -> dict:
     return summary
 
 
-def write_model_card(out: str | Path, run_dir: str | Path, command: str) -> Path:
-    """``<out>.md`` beside the weights: data, recipe (config + command), training curve, validation."""
-    from vjepa_planning.worldmodel import checkpoints
-    from vjepa_planning.worldmodel.run_state import log_rows
-
-    out, run_dir = Path(out), Path(run_dir)
-    sd, meta = checkpoints.read_safetensors(out)
-    extra, arch = meta["extra"], meta["arch"]
-    data, val = extra.get("data", {}), extra.get("validation", {})
-    cfg = data.get("config", {})
-    rows = log_rows(run_dir)
-    n_enc = sum(v.numel() for k, v in sd.items() if k.startswith("encoder."))
-    n_pred = sum(v.numel() for k, v in sd.items() if k.startswith("predictor."))
-    first, last = (rows[0], rows[-1]) if rows else ({}, {})
-    card = f"""# {out.stem}: LeWorldModel (encoder + predictor from pixels, SIGReg) for the sim Franka scenes
-
-`{out.name}` ({out.stat().st_size / 2**20:.1f} MB, format `{meta['format']}` kind `{meta['kind']}`, sha256 of
-the tensors `{meta['content_sha256'][:16]}...`): a {arch['img_size']} px ViT encoder ({arch['encoder_depth']} blocks of
-{arch['encoder_width']}, {arch['patch_size']} px patches, CLS -> projector with BatchNorm -> {arch['embed_dim']}-d,
-{n_enc / 1e6:.2f} M parameters) and a causal predictor over one token per frame ({arch['predictor_depth']} AdaLN-zero
-blocks of {arch['predictor_width']} conditioned on the actions, {n_pred / 1e6:.2f} M parameters), trained together.
-
-Plan with it: `plan-goal --goal goal.png world_model=lewm` (or `world_model.path={out}`); in Python
-`LeWMWorldModel.from_safetensors("{out}")` (worldmodel/lewm/model.py).
-
-## Data
-
-`{data.get('data')}`, camera `{data.get('camera')}`: {data.get('train_episodes')} training episodes
-({data.get('train_frames')} frames); {data.get('held_out_episodes')} episodes held out (seeded split,
-val_fraction {cfg.get('val_fraction')}, seed {cfg.get('seed')}).
-
-## Recipe
-
-```
-{command}
-```
-
-Composed config (`configs/train_lewm.yaml`):
-
-```json
-{json.dumps({k: cfg.get(k) for k in ('img_size', 'model', 'train')}, indent=1)}
-```
-
-## Training
-
-- {last.get('step', '?')} steps, wall time {log_wall_time(run_dir / 'log.jsonl') / 60:.1f} min of training
-  ({last.get('clips_per_s', '?')} clips/s in the last segment; threads={cfg.get('threads')}).
-- loss (prediction MSE + {cfg.get('train', {}).get('sigreg_weight')} x SIGReg): first {first.get('loss')}, last {last.get('loss')};
-  prediction MSE first {first.get('pred_loss')}, last {last.get('pred_loss')}; SIGReg first {first.get('sigreg')}, last {last.get('sigreg')};
-  latent-path curvature (weight {cfg.get('train', {}).get('straightness_weight', 0.0)}) first {first.get('curvature')}, last {last.get('curvature')}.
-- batch embeddings at the end: mean per-dimension std {last.get('std_mean')}, effective rank {last.get('effective_rank')}
-  of {arch['embed_dim']}.
-- loss log: `{run_dir / 'log.jsonl'}`; resume state: `{run_dir / 'state.pt'}`.
-
-## Held-out validation
-
-Next-embedding MSE {val.get('model')} against {val.get('copy_last')} for copying the last embedding (ratio
-{val.get('ratio_model_to_copy')}) over {val.get('clips')} clips; embeddings in eval mode: mean std {val.get('std_mean')},
-effective rank {val.get('effective_rank')}; latent-path curvature {val.get('curvature')}.
-
-## Integrity
-
-The file's metadata records `content_sha256` = `{meta['content_sha256']}`: sha256 over every tensor's name,
-dtype, shape and bytes (`worldmodel.checkpoints.tensors_sha256`). Loading recomputes it and refuses a file
-that differs.
-"""
-    return write_card(out.with_suffix(".md"), card)
-
-
 @command("train-lewm")
 def main(argv: list[str] | None = None) -> int:
     cfg = parse(
@@ -151,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if summary.get("complete") and summary.get("out") and summary.get("rank", 0) == 0:
         args = sys.argv[1:] if argv is None else argv
-        summary["model_card"] = str(write_model_card(cfg.out, cfg.run_dir, "train-lewm " + shlex.join(args)))
+        summary["model_card"] = str(lewm_card(cfg.out, cfg.run_dir, "train-lewm " + shlex.join(args)))
     print(json.dumps(summary))
     return 0
 
