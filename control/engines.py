@@ -36,6 +36,8 @@ def map_unordered(init: Callable[..., None], init_args: tuple, fn: Callable[[Any
 
 
 def _ray_map(init, init_args, fn, jobs: list, workers: int, address: str | None, already_done) -> Iterator[Any]:
+    if not jobs:
+        return
     try:
         import ray
     except ImportError as e:
@@ -64,7 +66,7 @@ def _ray_map(init, init_args, fn, jobs: list, workers: int, address: str | None,
             return fn(job)
 
     try:
-        actors = [Worker.remote() for _ in range(min(workers, len(jobs)) or 1)]
+        actors = [Worker.remote() for _ in range(min(workers, len(jobs)))]
         idle, running, pending = list(actors), {}, list(reversed(jobs))
         while pending or running:
             while idle and pending:  # one job per worker at a time, in the given order

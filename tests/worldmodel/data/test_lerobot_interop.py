@@ -38,14 +38,18 @@ def assert_matches(ours: LeRobotDataset, data: list[dict], first: int = 0) -> No
         assert np.abs(frames.astype(np.float64) - d["frames"]).mean() < FRAME_TOL
 
 
-def append_ours(root: Path, n: int = 2) -> list[dict]:
-    """Our writer's episodes added to a LeRobot-made dataset: same features, LeRobot's codec and robot type."""
-    data = [{**d, "task": f"ours {k}"} for k, d in enumerate(episodes()[:n])]
-    with DatasetWriter(root, FPS, {CAMERA: SIZE}, {}, robot_type=None, codec="libsvtav1") as w:
+def write_ours(root: Path, data: list[dict], **writer_kw) -> None:
+    with DatasetWriter(root, FPS, {CAMERA: SIZE}, {}, **writer_kw) as w:
         for d in data:
             for t in range(len(d["states"])):
                 w.add_frame(d["states"][t], d["actions"][t], {CAMERA: d["frames"][t]}, d["task"])
             w.save_episode()
+
+
+def append_ours(root: Path, n: int = 2) -> list[dict]:
+    """Our writer's episodes added to a LeRobot-made dataset: same features, LeRobot's codec and robot type."""
+    data = [{**d, "task": f"ours {k}"} for k, d in enumerate(episodes()[:n])]
+    write_ours(root, data, robot_type=None, codec="libsvtav1")
     return data
 
 
@@ -114,11 +118,7 @@ def test_lerobot_appends_to_ours_and_both_read_it(tmp_path: Path) -> None:
     Theirs = needs_lerobot()
     data = episodes()
     root = tmp_path / "ds"
-    with DatasetWriter(root, FPS, {CAMERA: SIZE}, {}) as w:
-        for d in data[:2]:
-            for t in range(len(d["states"])):
-                w.add_frame(d["states"][t], d["actions"][t], {CAMERA: d["frames"][t]}, d["task"])
-            w.save_episode()
+    write_ours(root, data[:2])
     appended = {**data[2], "task": "appended by lerobot"}
     ds = Theirs.resume("local/ours", root=root)
     for t in range(len(appended["states"])):
