@@ -12,6 +12,7 @@ import torch
 from vjepa_planning.configs import compose_config, resolve_path
 from vjepa_planning.planners import PlannerConfig, make_planner
 from vjepa_planning.planners.mpc import LatentMPC
+from vjepa_planning.worldmodel.protocol import RolloutWarmUp
 
 
 def world_model_overrides(spec: str) -> list[str]:
@@ -23,11 +24,12 @@ def world_model_overrides(spec: str) -> list[str]:
 
 
 def load_world_model(cfg: Mapping[str, Any]):
-    from vjepa_planning.worldmodel.compute_dtype import resolve_dtype
+    from vjepa_planning.worldmodel.compute_dtype import resolve_compile, resolve_dtype
     from vjepa_planning.worldmodel.world_model import VJEPAWorldModel
 
     dtype, _ = resolve_dtype(cfg["dtype"], cfg["device"])
-    kw = dict(device=cfg["device"], dtype=dtype, max_batch=cfg.get("max_batch"))
+    compiled, _ = resolve_compile(cfg.get("compile", False), cfg["device"])
+    kw = dict(device=cfg["device"], dtype=dtype, max_batch=cfg.get("max_batch"), compile=compiled)
     if cfg["source"] == "safetensors":
         enc, pred = resolve_path(cfg["encoder"], "world_model.encoder"), resolve_path(cfg["predictor"], "world_model.predictor")
         return VJEPAWorldModel.from_safetensors(enc, pred, **kw)
@@ -43,11 +45,16 @@ def load_world_model(cfg: Mapping[str, Any]):
 
 
 def describe_compute(cfg: Mapping[str, Any]) -> str:
-    """`world_model` settings -> 'bfloat16 on cpu (auto: CPU has avx512_bf16)', for the start-up line."""
-    from vjepa_planning.worldmodel.compute_dtype import dtype_name, resolve_dtype
+    """`world_model` settings -> 'bfloat16 on cpu (auto: CPU has avx512_bf16), compiled rollout (auto: ...)',
+    for the start-up line."""
+    from vjepa_planning.worldmodel.compute_dtype import dtype_name, resolve_compile, resolve_dtype
 
     dtype, why = resolve_dtype(cfg["dtype"], cfg["device"])
-    return f"{dtype_name(dtype)} on {cfg['device']} ({why})"
+    text = f"{dtype_name(dtype)} on {cfg['device']} ({why})"
+    if "compile" not in cfg:  # families without a compiled rollout (lewm)
+        return text
+    compiled, why_compiled = resolve_compile(cfg["compile"], cfg["device"])
+    return f"{text}, {'compiled' if compiled else 'eager'} rollout ({why_compiled})"
 
 
 def check_sim_camera(world_model_cfg: Mapping[str, Any], env_cfg: Mapping[str, Any], driver_cfg: Mapping[str, Any]) -> None:
@@ -92,8 +99,13 @@ def planner_config(cfg: Mapping[str, Any]) -> PlannerConfig:
 
 
 def make_mpc(world_model, planner_cfg: Mapping[str, Any]) -> LatentMPC:
-    planner = make_planner(planner_cfg["name"], world_model, planner_config(planner_cfg))
-    return LatentMPC(world_model, planner, context_frames=int(planner_cfg.get("context_frames", 1)))
+    """The receding-horizon planner; a world model that prepares its rollout (compiles it) does so here, for
+    this planner's shapes, before any robot moves."""
+    cfg = planner_config(planner_cfg)
+    frames = int(planner_cfg.get("context_frames", 1))
+    if isinstance(world_model, RolloutWarmUp):
+        world_model.warm_up(cfg.batch_sizes(), cfg.horizon, frames)
+    return LatentMPC(world_model, make_planner(planner_cfg["name"], world_model, cfg), context_frames=frames)
 
 
 def planning_context(wm, frames: int, device: str):

@@ -74,6 +74,10 @@ class PlannerConfig:
         floor = min(self.num_samples, 2 * self.num_elites)
         return max(floor, math.ceil(self.num_samples / self.sample_decay**iteration))
 
+    def batch_sizes(self) -> list[int]:
+        """The distinct candidate counts one plan rolls out (what a compiled rollout is prepared for)."""
+        return sorted({self.samples_at(i) for i in range(self.iterations)}, reverse=True)
+
 
 @dataclass
 class PlanResult:

@@ -12,13 +12,18 @@ desktops and many cloud VMs) every bf16 matmul is converted in software and runs
 
 An explicit ``float32`` / ``bfloat16`` / ``float16`` is used as given. ``cpu_info()`` is what
 benchmarks print next to every speed figure.
+
+``world_model.compile: auto`` resolves here too (``resolve_compile``): the rollout step is compiled with
+inductor where inductor can build code, a C++ compiler on the CPU, triton on CUDA.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import platform
+import shutil
 from dataclasses import dataclass
 
 import torch
@@ -111,3 +116,19 @@ def resolve_dtype(name: str, device: str | torch.device) -> tuple[torch.dtype, s
 
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
+
+
+def resolve_compile(setting: str | bool, device: str | torch.device) -> tuple[bool, str]:
+    """``world_model.compile`` (auto | true | false) -> (compile the rollout step?, why)."""
+    if isinstance(setting, bool) or setting in ("true", "false"):
+        return setting in (True, "true"), "set explicitly"
+    if setting != "auto":
+        raise ValueError(f"world_model.compile must be auto, true or false, got {setting!r}")
+    device = torch.device(device)
+    if device.type == "cpu":
+        cxx = os.environ.get("CXX") or next((c for c in ("c++", "g++", "clang++") if shutil.which(c)), None)
+        return (True, f"auto: C++ compiler {cxx}") if cxx else (False, "auto: no C++ compiler for inductor")
+    if device.type == "cuda":
+        found = importlib.util.find_spec("triton") is not None
+        return found, "auto: triton found" if found else "auto: no triton for inductor"
+    return False, f"auto: {device.type} device"

@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vjepa_planning.worldmodel.attention import KV, shared_prefix_attention
 from vjepa_planning.worldmodel.rope import apply_rope, grid_positions, rope_tables
 
 # ----------------------------------------------------------------------------- sizes
@@ -76,48 +77,14 @@ class MLP(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
-KV = tuple[torch.Tensor, torch.Tensor]  # (k, v), each [B, heads, L, head_dim]
-
-
-class KVBuffer:
-    """Preallocated keys / values [B, heads, prefix + room, head_dim] of one attention layer.
-
-    The prefix (batch 1 or B) is copied in once, at the first write; every call then writes
-    its own keys / values in place at ``pos`` and attends to everything before them. Planning
-    reuses one buffer across all sampler iterations, so the shared history is neither
-    recomputed nor re-concatenated with every candidate's steps (as a growing ``torch.cat``
-    cache would be at each step of each iteration).
-    """
-
-    def __init__(self, prefix: KV | None, room: int):
-        self.prefix, self.room = prefix, room
-        self.prefix_len = 0 if prefix is None else prefix[0].shape[2]
-        self.k: torch.Tensor | None = None
-        self.v: torch.Tensor | None = None
-
-    def write_and_view(self, k: torch.Tensor, v: torch.Tensor, pos: int) -> KV:
-        """k, v [B, h, n, hd] written at positions pos .. pos + n - 1 -> keys / values [B, h, pos + n, hd]."""
-        if self.k is None or self.k.shape[0] != k.shape[0]:
-            B, h, _, hd = k.shape
-            self.k = k.new_empty(B, h, self.prefix_len + self.room, hd)
-            self.v = v.new_empty(B, h, self.prefix_len + self.room, hd)
-            if self.prefix is not None:
-                self.k[:, :, : self.prefix_len] = self.prefix[0]  # a batch-1 prefix broadcasts
-                self.v[:, :, : self.prefix_len] = self.prefix[1]
-        end = pos + k.shape[2]
-        if pos < self.prefix_len or end > self.k.shape[2]:
-            raise ValueError(f"KVBuffer: positions {pos}..{end - 1} outside {self.prefix_len}..{self.k.shape[2] - 1}")
-        self.k[:, :, pos:end] = k
-        self.v[:, :, pos:end] = v
-        return self.k[:, :, :end], self.v[:, :, :end]
-
-
 class Attention(nn.Module):
     """Multi-head self-attention with RoPE on q and k (fused ``qkv`` projection).
 
     ``kv_prefix`` (k, v) of earlier tokens, batch 1 or B, is prepended to this call's
     keys / values (a batch-1 prefix is expanded, never recomputed). Returns the output
     and the full (prefix + new) keys / values so callers can keep them as a cache.
+    ``forward_shared`` is the planning form: a batch-1 prefix is attended without copying it
+    (attention.shared_prefix_attention) and only the candidates' own keys are returned.
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):
@@ -136,22 +103,34 @@ class Attention(nn.Module):
         sin: torch.Tensor,
         attn_mask: torch.Tensor | None = None,
         kv_prefix: KV | None = None,
-        kv_buffer: tuple[KVBuffer, int] | None = None,
     ) -> tuple[torch.Tensor, KV]:
         B, N, C = x.shape
-        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim))  # [B, N, 3, h, hd]
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, h, N, hd]
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if kv_buffer is not None:  # (buffer, position): write this call's k / v there, attend to all before
-            buffer, pos = kv_buffer
-            k, v = buffer.write_and_view(k, v, pos)
-        elif kv_prefix is not None:
+        q, k, v = self._qkv(x, cos, sin)  # each [B, h, N, hd]
+        if kv_prefix is not None:
             pk, pv = kv_prefix  # [1 or B, h, L, hd]
             k = torch.cat([pk.expand(B, -1, -1, -1), k], dim=2)  # [B, h, L + N, hd]
             v = torch.cat([pv.expand(B, -1, -1, -1), v], dim=2)  # [B, h, L + N, hd]
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # [B, h, N, hd]
         y = y.transpose(1, 2).reshape(B, N, C)  # [B, N, h * hd]
         return self.proj(y), (k, v)
+
+    def forward_shared(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, prefix: KV | None, own: KV | None
+    ) -> tuple[torch.Tensor, KV]:
+        """x [B, N, C] attends to ``prefix`` (batch 1 or B; never copied), then ``own`` (this batch's
+        earlier keys / values [B, h, m, hd] or None), then itself. Returns the output and own + new keys."""
+        B, N, C = x.shape
+        q, k, v = self._qkv(x, cos, sin)  # each [B, h, N, hd]
+        if own is not None:
+            k, v = torch.cat([own[0], k], dim=2), torch.cat([own[1], v], dim=2)  # [B, h, m + N, hd]
+        y = shared_prefix_attention(q, prefix, (k, v))  # [B, h, N, hd]
+        y = y.transpose(1, 2).reshape(B, N, C)  # [B, N, h * hd]
+        return self.proj(y), (k, v)
+
+    def _qkv(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim))  # [B, N, 3, h, hd]
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, h, N, hd]
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
 
 
 class Block(nn.Module):
@@ -171,9 +150,17 @@ class Block(nn.Module):
         sin: torch.Tensor,
         attn_mask: torch.Tensor | None = None,
         kv_prefix: KV | None = None,
-        kv_buffer: tuple[KVBuffer, int] | None = None,
     ) -> tuple[torch.Tensor, KV]:
-        y, kv = self.attn(self.norm1(x), cos, sin, attn_mask=attn_mask, kv_prefix=kv_prefix, kv_buffer=kv_buffer)
+        y, kv = self.attn(self.norm1(x), cos, sin, attn_mask=attn_mask, kv_prefix=kv_prefix)
+        x = x + y
+        x = x + self.mlp(self.norm2(x))
+        return x, kv
+
+    def forward_shared(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, prefix: KV | None, own: KV | None
+    ) -> tuple[torch.Tensor, KV]:
+        """``forward`` for planning: see ``Attention.forward_shared``."""
+        y, kv = self.attn.forward_shared(self.norm1(x), cos, sin, prefix, own)
         x = x + y
         x = x + self.mlp(self.norm2(x))
         return x, kv

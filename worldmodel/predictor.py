@@ -34,19 +34,23 @@ What can be shared across B candidate action sequences: the context frame's toke
 attend to the *first planned action* (same step), so with a one-frame context nothing
 past layer 0 is common to all candidates. History frames before it (``z`` with T0 > 1
 frames and their executed ``past_actions``) are shared: ``rollout_context`` runs them
-once with batch 1, and every ``rollout_from`` (one per planner iteration) copies nothing
-but its own steps' keys / values into buffers allocated once per context (KVBuffer).
+once with batch 1, and every ``rollout_from`` (one per planner iteration) attends to
+those keys / values without copying them per candidate (attention.shared_prefix_attention:
+all candidates' queries in one long attention against the batch-1 history, merged with
+each candidate's attention to its own imagined steps). ``rollout_from`` runs its steps
+through ``shared_step``, or through a ``torch.compile``d copy of it (``compile_rollout``).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vjepa_planning.worldmodel.encoder import KV, Block, KVBuffer, init_vit_weights
+from vjepa_planning.worldmodel.compiled_step import CompiledStep
+from vjepa_planning.worldmodel.encoder import KV, Block, init_vit_weights
 from vjepa_planning.worldmodel.rope import rope_tables
 from vjepa_planning.worldmodel.state_math import integrate_state
 
@@ -72,15 +76,14 @@ PREDICTOR_SIZES: dict[str, PredictorSize] = {
 @dataclass
 class RolloutContext:
     """What every rollout from one observation shares (``ACPredictor.rollout_context``): the last
-    observed frame and state, the keys / values of the history before it (batch 1 when the
-    observation is), and preallocated per-block K/V buffers reused by every later rollout."""
+    observed frame and state and the keys / values of the history before it (batch 1 when the
+    observation is). Read-only: any number of rollouts of any batch may start from it."""
 
     z_last: torch.Tensor  # [Bz, N, D]
     s_last: torch.Tensor  # [Bs, A]
     t_last: int  # step index of the last observed frame (T0 - 1)
     history: list[KV] | None  # per block, keys / values of steps 0 .. t_last - 1
     extrinsics: torch.Tensor | None = None  # [B?, A - 1]
-    buffers: dict[tuple[int, int], list[KVBuffer]] = field(default_factory=dict)  # (batch, horizon) -> per block
 
 
 def block_causal_mask(num_steps: int, tokens_per_step: int, device: torch.device | str | None = None) -> torch.Tensor:
@@ -153,6 +156,7 @@ class ACPredictor(nn.Module):
         self.predictor_norm = nn.LayerNorm(predictor_embed_dim, eps=norm_eps)
         self.predictor_proj = nn.Linear(predictor_embed_dim, embed_dim)
         init_vit_weights(self, self.predictor_blocks)
+        self.compiled_step = None  # set by compile_rollout
 
     # -- pieces shared by forward / step --------------------------------------------------
 
@@ -278,14 +282,35 @@ class ACPredictor(nn.Module):
             new_cache.append(kv)  # [B, h, (t + 1) * S, hd]
         return self._readout(x, 1)[:, 0], new_cache  # [B, N, D]
 
-    def _buffered_step(self, z_t, a_t, s_t, t: int, buffers: list[KVBuffer], extrinsics) -> torch.Tensor:
-        """``step`` writing keys / values into preallocated buffers (inference only)."""
+    def shared_step(
+        self,
+        z_t: torch.Tensor,
+        a_t: torch.Tensor,
+        s_t: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        history: list[KV] | None,
+        own: list[KV] | None,
+        extrinsics: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, list[KV]]:
+        """``step`` for planning (inference only): attends to the shared ``history`` (batch 1 or B) without
+        copying it, then to this batch's earlier imagined steps ``own`` (per block [B, h, m, hd], or None).
+        cos / sin: the step's RoPE tables ``_rope(t, 1)``. Returns the prediction [B, N, D] and own + this step."""
         e = None if extrinsics is None else extrinsics[:, None]
         x = self._embed(z_t[:, None], a_t[:, None], s_t[:, None], e)  # [B, S, W]
-        cos, sin = self._rope(t, 1, x.device, x.dtype)
-        for blk, buf in zip(self.predictor_blocks, buffers):
-            x, _ = blk(x, cos, sin, kv_buffer=(buf, t * self.tokens_per_step))
-        return self._readout(x, 1)[:, 0]  # [B, N, D]
+        new_own = []
+        for i, blk in enumerate(self.predictor_blocks):
+            past = None if history is None else history[i]
+            x, kv = blk.forward_shared(x, cos, sin, past, None if own is None else own[i])
+            new_own.append(kv)  # [B, h, m + S, hd]
+        return self._readout(x, 1)[:, 0], new_own  # [B, N, D]
+
+    def compile_rollout(self, log=None) -> CompiledStep:
+        """Run ``rollout_from``'s inference steps through ``torch.compile(shared_step)`` from now on (compiled
+        per shape until ``.seal()``ed: compiled_step.py). The weights are frozen into the compiled code: call
+        this after loading them, for inference only."""
+        self.compiled_step = CompiledStep(self.shared_step, log)
+        return self.compiled_step
 
     # -- rollouts (planning) -----------------------------------------------------------------
 
@@ -336,29 +361,26 @@ class ACPredictor(nn.Module):
         """Imagine H future frames for each of B candidate action sequences [B, H, A] from a context.
 
         The first action is taken at the last context frame. Each imagined step runs only its own
-        K + N tokens, writing its keys / values into the context's buffers (no mask needed: a new
-        step sees all of the past and all of itself). Own predictions are fed back layer-normed
+        K + N tokens against the context's keys / values and the earlier imagined steps' (no mask
+        needed: a new step sees all of the past and all of itself). Own predictions are fed back layer-normed
         (``normalize_reps``) with the state advanced by ``integrate_state`` (or ``future_states``
         [1 or B, H - 1, A]). Returns [B, H, N, D]: predicted frames T0 .. T0 + H - 1.
         """
         self._check_actions(actions)
-        B, H = actions.shape[:2]
-        S = self.tokens_per_step
-        # In-place buffers cannot carry gradients: with autograd on (training) the cache grows by cat.
-        buffers, cache = None, ctx.history
-        if not torch.is_grad_enabled():
-            buffers = ctx.buffers.get((B, H))
-            if buffers is None:
-                history = ctx.history or [None] * len(self.predictor_blocks)
-                buffers = ctx.buffers[(B, H)] = [KVBuffer(kv, H * S) for kv in history]
+        H = actions.shape[1]
+        # With autograd on (training, gradient refinement) the plain cached ``step``; else the shared-history step.
+        grad = torch.is_grad_enabled()
+        shared_step = self.compiled_step or self.shared_step
+        cache, own = ctx.history, None
         z_t, s_t = ctx.z_last, ctx.s_last  # [Bz, N, D], [Bs, A]
         preds = []
         for h in range(H):
             t = ctx.t_last + h
-            if buffers is None:
+            if grad:
                 z_next, cache = self.step(z_t, actions[:, h], s_t, t, cache, ctx.extrinsics)  # [B, N, D]
             else:
-                z_next = self._buffered_step(z_t, actions[:, h], s_t, t, buffers, ctx.extrinsics)
+                cos, sin = self._rope(t, 1, z_t.device, self.predictor_embed.weight.dtype)  # [S, hd]
+                z_next, own = shared_step(z_t, actions[:, h], s_t, cos, sin, ctx.history, own, ctx.extrinsics)
             if normalize_reps:
                 z_next = F.layer_norm(z_next, (z_next.shape[-1],))
             preds.append(z_next)

@@ -46,3 +46,13 @@ class ContextRollout(Protocol):
     def rollout_from(self, context, actions: torch.Tensor) -> torch.Tensor:
         """actions [B, H, 7] -> [B, H, N, D], equal to ``rollout`` from the same observation."""
         ...
+
+
+@runtime_checkable
+class RolloutWarmUp(Protocol):
+    """Optional: a world model that prepares (e.g. compiles) its rollout for a planner's shapes before the
+    first plan. Whoever builds a planner calls it once, before the robot moves."""
+
+    def warm_up(self, batch_sizes: list[int], horizon: int, context_frames: int) -> float:
+        """Prepare rollouts of these candidate counts x horizon from this many context frames; returns seconds spent."""
+        ...

@@ -6,12 +6,16 @@
 
 Both verbs return layer-normed (no affine) embeddings, as the predictor was trained on.
 Everything runs under ``torch.inference_mode``; weights are frozen and cast to ``dtype``
-(bfloat16 is the fast choice on GPUs and on CPUs with AVX512-BF16 / AMX).
+(bfloat16 is the fast choice on GPUs and on CPUs with AVX512-BF16 / AMX). With ``compile=True``
+the rollout's steps run ``torch.compile``d (compiled_step.py); ``warm_up`` compiles a planner's
+shapes before the first plan.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 
 import torch
 import torch.nn as nn
@@ -22,6 +26,8 @@ from vjepa_planning.worldmodel.encoder import VisionTransformer
 from vjepa_planning.worldmodel.predictor import ACPredictor, RolloutContext
 from vjepa_planning.worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD, Interp, encode_in_batches, preprocess_frames
 from vjepa_planning.worldmodel.protocol import FrameEncoder, Frames
+
+log = logging.getLogger(__name__)
 
 
 def _freeze(module: nn.Module, device, dtype) -> nn.Module:
@@ -80,6 +86,7 @@ class VJEPAWorldModel(nn.Module):
         max_batch: int | None = None,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
+        compile: bool = False,
     ):
         super().__init__()
         self.encoder = encoder
@@ -87,6 +94,8 @@ class VJEPAWorldModel(nn.Module):
         self.normalize_reps = normalize_reps
         self.max_batch = max_batch  # split candidate batches larger than this (bounds K/V cache memory)
         self.device, self.dtype = torch.device(device), dtype
+        if compile:
+            self.predictor.compile_rollout(log.info)
 
     def encode(self, frames: Frames) -> torch.Tensor:
         return self.encoder.encode(frames)
@@ -153,6 +162,24 @@ class VJEPAWorldModel(nn.Module):
                 )
             )
         return torch.cat(chunks)  # [B, H, N, D]
+
+    def warm_up(self, batch_sizes: list[int], horizon: int, context_frames: int) -> float:
+        """Compile the rollout (if ``compile``) for the shapes a planner will use, now rather than in its first
+        plan, then seal it: any other shape (e.g. an episode's first steps, with fewer context frames) runs
+        eagerly instead of stopping a control loop to compile. Returns the seconds it took (0 if not compiled)."""
+        step = self.predictor.compiled_step
+        if step is None or step.sealed:
+            return 0.0
+        t0 = time.perf_counter()
+        p, T0 = self.predictor, context_frames
+        z = torch.zeros(1, T0, p.num_patches, p.embed_dim, device=self.device)  # [1, T0, N, D]
+        state = torch.zeros(1, T0, p.action_dim, device=self.device)  # [1, T0, 7]
+        past = torch.zeros(1, T0 - 1, p.action_dim, device=self.device) if T0 > 1 else None
+        context = self.rollout_context(z if T0 > 1 else z[:, 0], state if T0 > 1 else state[:, 0], past_actions=past)
+        for b in sorted(set(batch_sizes)):
+            self.rollout_from(context, torch.zeros(b, horizon, p.action_dim, device=self.device))
+        step.seal()
+        return time.perf_counter() - t0
 
     def rollout_differentiable(
         self, z: torch.Tensor, state: torch.Tensor, actions: torch.Tensor, *, past_actions: torch.Tensor | None = None

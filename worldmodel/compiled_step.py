@@ -1,0 +1,64 @@
+"""The planning step under ``torch.compile`` (inductor), for the shapes a planner will use.
+
+Compiling ``ACPredictor.shared_step`` fuses its layer norms, RoPE, softmaxes and residual adds into a
+few C++ loops and, with the weights frozen into the graph (inductor's ``freezing``), runs the linear
+layers on prepacked oneDNN weights with the GELU fused in. On a 2-core Xeon with AMX that is about
+1.5x faster per plan than eager (benchmarks/planning_speed.py prints both). Compiling costs seconds
+per shape, so:
+
+- shapes are static (``dynamic=False``: specialised kernels), one graph per (batch, own keys, history);
+- ``seal()`` ends compiling: a shape seen after it runs eagerly instead of stalling a control loop
+  for a compile. ``VJEPAWorldModel.warm_up`` compiles the planner's shapes and then seals;
+- a compile that fails (no C++ compiler, an inductor error) is reported once and the step runs
+  eagerly from then on: planning never stops for it.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+
+import torch
+
+MAX_GRAPHS = 8  # torch._dynamo's default recompile limit per function
+
+
+class CompiledStep:
+    """Callable like ``ACPredictor.shared_step``; compiled for the shapes it meets until sealed."""
+
+    def __init__(self, step: Callable, log: Callable[[str], None] | None = None):
+        self.eager = step
+        self.compiled = torch.compile(step, dynamic=False)
+        self.shapes: set[tuple] = set()  # shapes with a compiled graph
+        self.sealed = False
+        self.error: str | None = None
+        self.log = log or (lambda msg: None)
+
+    def seal(self) -> None:
+        self.sealed = True
+
+    def __call__(self, z_t, a_t, s_t, cos, sin, history, own, extrinsics):
+        args = (z_t, a_t, s_t, cos, sin, history, own, extrinsics)
+        key = (
+            z_t.shape[0],
+            a_t.shape[0],
+            None if history is None else history[0][0].shape[:3],
+            None if own is None else own[0][0].shape[2],
+            extrinsics is None,
+        )
+        if self.error is not None or (key not in self.shapes and (self.sealed or len(self.shapes) >= MAX_GRAPHS)):
+            return self.eager(*args)
+        new = key not in self.shapes
+        t0 = time.perf_counter()
+        try:
+            with torch._inductor.config.patch(freezing=True):
+                out = self.compiled(*args)
+        except Exception as err:  # noqa: BLE001 -- any compiler failure: plan on, uncompiled
+            self.error = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+            warnings.warn(f"compiled rollout unavailable ({self.error}); planning continues uncompiled", stacklevel=2)
+            return self.eager(*args)
+        if new:
+            self.shapes.add(key)
+            self.log(f"compiled the rollout step for {a_t.shape[0]} candidates in {time.perf_counter() - t0:.1f} s")
+        return out
