@@ -12,7 +12,9 @@ planning call are counted with torch's FlopCounterMode; achieved GFLOP/s is comp
 matmul measured on the same device and dtype; a dtype the CPU only emulates is named as such.
 
 Every printout starts with the CPU model and the ISA flags that decide speed (avx2, fma, avx512f,
-avx512_bf16, amx). `--dtypes float32 bfloat16` measures both in one run; `--cap-isa avx2` re-runs the
+avx512_bf16, amx). `--dtypes float32 bfloat16` measures both in one run, `--compile auto false` the
+compiled and the eager rollout step side by side (world_model.compile; the compile itself is done by
+the world model's warm-up first and timed apart); `--cap-isa avx2` re-runs the
 benchmark with oneDNN and ATen capped at AVX2 (ONEDNN_MAX_CPU_ISA, ATEN_CPU_CAPABILITY), which is how
 an AVX2-only CPU computes: bf16 then falls back to emulation, as it does on such machines."""
 
@@ -102,7 +104,7 @@ def peak_note(device: str, dtype: torch.dtype, peaks: dict[torch.dtype, float]) 
     return f"dense matmul {peak:.1f} GFLOP/s"
 
 
-def build_random(kind: str, device: str, dtype: torch.dtype):
+def build_random(kind: str, device: str, dtype: torch.dtype, compiled: bool = False):
     """--official-size / --random-init: the architecture with random weights, from the builders training uses."""
     from omegaconf import OmegaConf
 
@@ -122,31 +124,36 @@ def build_random(kind: str, device: str, dtype: torch.dtype):
         p = OmegaConf.load(CONFIG_DIR / "predictor" / "sim_small.yaml")
         enc = build_encoder(e.name, patch_size=e.patch_size, tubelet_size=e.tubelet_size, img_size=e.img_size)
         pred = build_predictor(OmegaConf.to_container(p), enc.embed_dim, e.img_size // e.patch_size, seed=0)
-    return VJEPAWorldModel.from_modules(enc, pred, device=device, dtype=dtype)
+    return VJEPAWorldModel.from_modules(enc, pred, device=device, dtype=dtype, compile=compiled)
 
 
-def measure(args, cfg, dtype_setting: str, peaks: dict) -> dict:
+def measure(args, cfg, dtype_setting: str, compile_setting, peaks: dict) -> dict:
     """One dtype: cached vs reference planning time, FLOPs and GFLOP/s (printed and returned)."""
     from omegaconf import OmegaConf
 
     from vjepa_planning.control.build import load_world_model, planner_config, planning_context
     from vjepa_planning.planners import make_planner
-    from vjepa_planning.worldmodel.compute_dtype import dtype_name, resolve_dtype
+    from vjepa_planning.worldmodel.compute_dtype import dtype_name, resolve_compile, resolve_dtype
+    from vjepa_planning.worldmodel.protocol import RolloutWarmUp
 
     device = cfg.world_model.device
     dtype, why = resolve_dtype(dtype_setting, device)
+    compiled, why_compiled = resolve_compile(compile_setting, device) if "compile" in cfg.world_model else (False, "no compiled form")
     if args.official_size or args.random_init:
-        wm = build_random("official" if args.official_size else "sim", device, dtype)
+        wm = build_random("official" if args.official_size else "sim", device, dtype, compiled)
     else:
         wm_cfg = OmegaConf.to_container(cfg.world_model)
-        wm = load_world_model({**wm_cfg, "dtype": dtype_name(dtype)})
+        wm = load_world_model({**wm_cfg, "dtype": dtype_name(dtype), **({"compile": compiled} if "compile" in wm_cfg else {})})
     pcfg = planner_config(cfg.planner)
     frames = int(cfg.planner.context_frames)
     z, s, past, z_goal = planning_context(wm, frames, device)
     print(
-        f"\n== {dtype_name(dtype)} ({why}) on {device}, threads {torch.get_num_threads()}: {cfg.planner.name}, context {frames} frames, "
+        f"\n== {dtype_name(dtype)} ({why}) on {device}, {'compiled' if compiled else 'eager'} rollout ({why_compiled}), "
+        f"threads {torch.get_num_threads()}: {cfg.planner.name}, context {frames} frames, "
         f"horizon {pcfg.horizon}, {pcfg.num_samples} samples x {pcfg.iterations} iterations, tokens/frame {z.shape[-2]}, dim {z.shape[-1]}"
     )
+    if isinstance(wm, RolloutWarmUp) and compiled:
+        print(f"warm-up (compiling the rollout step for this planner's shapes): {wm.warm_up(pcfg.batch_sizes(), pcfg.horizon, frames):.1f} s")
     cached = make_planner(cfg.planner.name, wm, pcfg)
     reference = make_planner(cfg.planner.name, FullRecompute(wm), pcfg)
     t_cached, t_ref = time_pairs(cached, reference, z, s, past, z_goal, args.repeats, device)
@@ -165,7 +172,7 @@ def measure(args, cfg, dtype_setting: str, peaks: dict) -> dict:
         f"achieved:            {achieved:.1f} GFLOP/s ({flops / 1e9:.1f} GFLOP per action, {counted.candidates} candidates), "
         f"{100 * achieved / peaks[dtype]:.0f}% of the {peak_note(device, dtype, peaks)}"
     )
-    return {"dtype": dtype_name(dtype), "cached_s": med_c, "reference_s": med_r, "gflop": flops / 1e9, "gflops": achieved}
+    return {"dtype": dtype_name(dtype) + (" compiled" if compiled else ""), "cached_s": med_c, "reference_s": med_r, "gflop": flops / 1e9, "gflops": achieved}
 
 
 def main() -> None:
@@ -178,6 +185,7 @@ def main() -> None:
     parser.add_argument("--random-init", action="store_true", help="the sim architecture with random weights")
     parser.add_argument("--repeats", type=int, default=7, help="timed (cached, reference) pairs")
     parser.add_argument("--dtypes", nargs="+", default=None, help="compute dtypes to measure in turn (default: world_model.dtype)")
+    parser.add_argument("--compile", nargs="+", default=None, help="world_model.compile settings to measure in turn (auto true false)")
     parser.add_argument("--cap-isa", choices=sorted(ISA_CAPS), help="run as a CPU limited to this instruction set would")
     parser.add_argument("--world-models", nargs="+", default=None,
                         help="world_model configs to measure in turn, side by side (e.g. sim lewm, or lewm:FILE)")
@@ -196,9 +204,10 @@ def main() -> None:
     results = []
     for name, c in zip(names, cfgs):
         for d in args.dtypes or [c.world_model.dtype]:
-            if name:
-                print(f"\n#### world_model={name}")
-            results.append({**measure(args, c, d, peaks), "world_model": name or "default"})
+            for comp in args.compile or [c.world_model.get("compile", False)]:
+                if name:
+                    print(f"\n#### world_model={name}")
+                results.append({**measure(args, c, d, comp, peaks), "world_model": name or "default"})
     if len(results) > 1:
         base = results[0]
         for r in results[1:]:

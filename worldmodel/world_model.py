@@ -96,6 +96,8 @@ class VJEPAWorldModel(nn.Module):
         self.device, self.dtype = torch.device(device), dtype
         if compile:
             self.predictor.compile_rollout(log.info)
+        else:
+            self.predictor.compiled_step = None  # a module compiled by an earlier world model runs eagerly here
 
     def encode(self, frames: Frames) -> torch.Tensor:
         return self.encoder.encode(frames)
