@@ -7,8 +7,8 @@ layers on prepacked oneDNN weights with the GELU fused in. On a 2-core Xeon with
 per shape, so:
 
 - shapes are static (``dynamic=False``: specialised kernels), one graph per (batch, own keys, history);
-- ``seal()`` ends compiling: a shape seen after it runs eagerly instead of stalling a control loop
-  for a compile. ``VJEPAWorldModel.warm_up`` compiles the planner's shapes and then seals;
+- only ``prepare`` compiles: ``VJEPAWorldModel.warm_up`` runs the planner's shapes through it before the
+  first plan, and any other shape met later runs eagerly instead of stalling a control loop to compile;
 - a compile that fails (no C++ compiler, an inductor error) is reported once and the step runs
   eagerly from then on: planning never stops for it.
 """
@@ -25,18 +25,23 @@ MAX_GRAPHS = 8  # torch._dynamo's default recompile limit per function
 
 
 class CompiledStep:
-    """Callable like ``ACPredictor.shared_step``; compiled for the shapes it meets until sealed."""
+    """Callable like ``ACPredictor.shared_step``: compiled for the shapes met inside ``prepare``, eager for others."""
 
     def __init__(self, step: Callable, log: Callable[[str], None] | None = None):
         self.eager = step
         self.compiled = torch.compile(step, dynamic=False)
         self.shapes: set[tuple] = set()  # shapes with a compiled graph
-        self.sealed = False
         self.error: str | None = None
         self.log = log or (lambda msg: None)
+        self._compiling = False
 
-    def seal(self) -> None:
-        self.sealed = True
+    def prepare(self, run: Callable[[], object]) -> None:
+        """Call ``run`` (rollouts of the shapes to compile for), compiling every new shape it steps through."""
+        self._compiling = True
+        try:
+            run()
+        finally:
+            self._compiling = False
 
     def __call__(self, z_t, a_t, s_t, cos, sin, history, own, extrinsics):
         args = (z_t, a_t, s_t, cos, sin, history, own, extrinsics)
@@ -47,7 +52,7 @@ class CompiledStep:
             None if own is None else own[0][0].shape[2],
             extrinsics is None,
         )
-        if self.error is not None or (key not in self.shapes and (self.sealed or len(self.shapes) >= MAX_GRAPHS)):
+        if self.error is not None or (key not in self.shapes and (not self._compiling or len(self.shapes) >= MAX_GRAPHS)):
             return self.eager(*args)
         new = key not in self.shapes
         t0 = time.perf_counter()

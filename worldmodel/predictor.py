@@ -306,9 +306,9 @@ class ACPredictor(nn.Module):
         return self._readout(x, 1)[:, 0], new_own  # [B, N, D]
 
     def compile_rollout(self, log=None) -> CompiledStep:
-        """Run ``rollout_from``'s inference steps through ``torch.compile(shared_step)`` from now on (compiled
-        per shape until ``.seal()``ed: compiled_step.py). The weights are frozen into the compiled code: call
-        this after loading them, for inference only."""
+        """Run ``rollout_from``'s inference steps through ``torch.compile(shared_step)`` from now on, for the
+        shapes ``.prepare``d (compiled_step.py; eager for others). The weights are frozen into the compiled
+        code: call this after loading them, for inference only."""
         self.compiled_step = CompiledStep(self.shared_step, log)
         return self.compiled_step
 

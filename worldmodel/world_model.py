@@ -167,10 +167,11 @@ class VJEPAWorldModel(nn.Module):
 
     def warm_up(self, batch_sizes: list[int], horizon: int, context_frames: int) -> float:
         """Compile the rollout (if ``compile``) for the shapes a planner will use, now rather than in its first
-        plan, then seal it: any other shape (e.g. an episode's first steps, with fewer context frames) runs
-        eagerly instead of stopping a control loop to compile. Returns the seconds it took (0 if not compiled)."""
+        plan. Only shapes prepared here run compiled: any other (e.g. an episode's first steps, with fewer
+        context frames) runs eagerly instead of stopping a control loop to compile. Returns the seconds spent
+        (0 if not compiled)."""
         step = self.predictor.compiled_step
-        if step is None or step.sealed:
+        if step is None:
             return 0.0
         t0 = time.perf_counter()
         p, T0 = self.predictor, context_frames
@@ -178,9 +179,12 @@ class VJEPAWorldModel(nn.Module):
         state = torch.zeros(1, T0, p.action_dim, device=self.device)  # [1, T0, 7]
         past = torch.zeros(1, T0 - 1, p.action_dim, device=self.device) if T0 > 1 else None
         context = self.rollout_context(z if T0 > 1 else z[:, 0], state if T0 > 1 else state[:, 0], past_actions=past)
-        for b in sorted(set(batch_sizes)):
-            self.rollout_from(context, torch.zeros(b, horizon, p.action_dim, device=self.device))
-        step.seal()
+
+        def rollouts():
+            for b in sorted(set(batch_sizes)):
+                self.rollout_from(context, torch.zeros(b, horizon, p.action_dim, device=self.device))
+
+        step.prepare(rollouts)
         return time.perf_counter() - t0
 
     def rollout_differentiable(

@@ -1,4 +1,4 @@
-"""The torch.compile'd planning step: equal to eager, compiled only for warmed-up shapes once sealed,
+"""The torch.compile'd planning step: equal to eager, compiled only for the shapes warm_up prepared,
 and a compiler failure falls back to eager instead of stopping a plan."""
 
 import pytest
@@ -35,19 +35,23 @@ def context(T0: int = 3, seed: int = 0):
 def test_compiled_rollout_equals_eager_and_compiles_only_warmed_shapes():
     compiled, eager = world_model(compile=True), world_model(compile=False)
     assert isinstance(compiled, RolloutWarmUp)
-    assert compiled.warm_up([6], horizon=2, context_frames=3) > 0
+    first = compiled.warm_up([6], horizon=2, context_frames=3)
     step = compiled.predictor.compiled_step
-    assert step.sealed and len(step.shapes) == 2  # first imagined step (batch-1 frame) and the second
+    assert first > 0 and len(step.shapes) == 2  # first imagined step (batch-1 frame) and the second
     z, s, past = context()
     actions = torch.randn(6, 2, 7, generator=torch.Generator().manual_seed(1)) * 0.05
     ref = eager.rollout(z, s, actions, past_actions=past)
     torch.testing.assert_close(compiled.rollout(z, s, actions, past_actions=past), ref, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(eager.rollout(z, s, actions, past_actions=past, full_recompute=True), ref, atol=1e-4, rtol=1e-4)
-    # another batch after sealing: eager, no new graph, same numbers
+    # a batch or a context length warm_up did not prepare: eager, no new graph, same numbers
     shapes = set(step.shapes)
     torch.testing.assert_close(compiled.rollout(z, s, actions[:4], past_actions=past), ref[:4], atol=1e-4, rtol=1e-4)
+    z2, s2, past2 = z[:, 1:], s[:, 1:], past[:, 1:]
+    torch.testing.assert_close(
+        compiled.rollout(z2, s2, actions, past_actions=past2), eager.rollout(z2, s2, actions, past_actions=past2), atol=1e-4, rtol=1e-4
+    )
     assert step.shapes == shapes
-    assert compiled.warm_up([6], 2, 3) == 0.0  # sealed: nothing more to prepare
+    assert compiled.warm_up([6], 2, 3) < first and step.shapes == shapes  # prepared already: nothing compiles
 
 
 def test_a_failing_compiler_falls_back_to_eager_once():
@@ -64,8 +68,9 @@ def test_a_failing_compiler_falls_back_to_eager_once():
     z, s, past = context()
     actions = torch.randn(3, 2, 7) * 0.05
     with pytest.warns(UserWarning, match="compiled rollout unavailable .RuntimeError: inductor: no working C\\+\\+ compiler."):
-        out = wm.rollout(z, s, actions, past_actions=past)
-    wm.rollout(z, s, actions, past_actions=past)  # no second attempt, no second warning
+        wm.warm_up([3], horizon=2, context_frames=3)
+    out = wm.rollout(z, s, actions, past_actions=past)
+    wm.warm_up([3], horizon=2, context_frames=3)  # no second attempt, no second warning
     assert len(calls) == 1 and step.error.startswith("RuntimeError")
     wm.predictor.compiled_step = None
     torch.testing.assert_close(out, wm.rollout(z, s, actions, past_actions=past))

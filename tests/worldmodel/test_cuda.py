@@ -37,3 +37,28 @@ def test_rollout_and_planners_on_cuda(preset):
     pc = compose_config("plan_goal", [f"planner={preset}", "planner.num_samples=32", "planner.num_elites=4"]).planner
     result = make_planner(pc.name, gpu, planner_config(pc)).plan(z_gpu, state.cuda(), z_gpu[:, -1], past_actions=past.cuda())
     assert result.actions.shape == (pc.horizon, 7) and torch.isfinite(result.actions).all()
+
+
+def test_compiled_rollout_on_cuda_equals_eager():
+    import copy
+
+    from vjepa_planning.worldmodel.compute_dtype import resolve_compile
+    from vjepa_planning.worldmodel.encoder import build_encoder
+    from vjepa_planning.worldmodel.predictor import ACPredictor
+    from vjepa_planning.worldmodel.world_model import VJEPAWorldModel
+
+    if not resolve_compile("auto", "cuda")[0]:
+        pytest.skip("no triton for inductor")
+    torch.manual_seed(0)
+    enc = build_encoder("vit_micro", patch_size=16, img_size=32)
+    pred = ACPredictor(embed_dim=64, predictor_embed_dim=64, depth=2, num_heads=2, grid_size=2)
+    kw = dict(device="cuda", dtype=torch.bfloat16)
+    eager = VJEPAWorldModel.from_modules(copy.deepcopy(enc), copy.deepcopy(pred), **kw)
+    compiled = VJEPAWorldModel.from_modules(enc, pred, compile=True, **kw)
+    assert compiled.warm_up([16], horizon=2, context_frames=3) > 0
+    z = torch.nn.functional.layer_norm(torch.randn(1, 3, 4, 64, device="cuda"), (64,))
+    state, past = torch.zeros(1, 3, 7, device="cuda"), torch.zeros(1, 2, 7, device="cuda")
+    actions = 0.02 * torch.randn(16, 2, 7, device="cuda")
+    ref = eager.rollout(z, state, actions, past_actions=past).float()
+    out = compiled.rollout(z, state, actions, past_actions=past).float()
+    assert compiled.predictor.compiled_step.error is None and (out - ref).abs().mean() < 0.02
