@@ -14,9 +14,10 @@ matmul measured on the same device and dtype; a dtype the CPU only emulates is n
 Every printout starts with the CPU model and the ISA flags that decide speed (avx2, fma, avx512f,
 avx512_bf16, amx). `--dtypes float32 bfloat16` measures both in one run, `--compile auto false` the
 compiled and the eager rollout step side by side (world_model.compile; the compile itself is done by
-the world model's warm-up first and timed apart); `--cap-isa avx2` re-runs the
-benchmark with oneDNN and ATen capped at AVX2 (ONEDNN_MAX_CPU_ISA, ATEN_CPU_CAPABILITY), which is how
-an AVX2-only CPU computes: bf16 then falls back to emulation, as it does on such machines."""
+the world model's warm-up first and timed apart); `--cap-isa avx2` re-runs the benchmark with oneDNN,
+ATen, inductor's generated code and MKL capped at AVX2 (ONEDNN_MAX_CPU_ISA, ATEN_CPU_CAPABILITY,
+MKL_ENABLE_INSTRUCTIONS), which is how an AVX2-only CPU computes: bf16 then falls back to emulation,
+as it does on such machines."""
 
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ def time_pairs(cached, reference, z, s, past, z_goal, repeats: int, device: str)
     return t_cached, t_ref
 
 
-ISA_CAPS = {"avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
+ISA_CAPS = {"avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}}
 
 
 def cap_isa(name: str) -> None:
@@ -211,9 +212,10 @@ def main() -> None:
     if len(results) > 1:
         base = results[0]
         for r in results[1:]:
-            print(f"\n{r['world_model']} {r['dtype']} / {base['world_model']} {base['dtype']}: "
-                  f"{r['cached_s'] / base['cached_s']:.3f}x the time per action (cached rollout; "
-                  f"{base['cached_s'] / r['cached_s']:.1f}x faster)")
+            faster = base["cached_s"] / r["cached_s"]
+            how = f"{faster:.2f}x faster" if faster >= 1 else f"{1 / faster:.2f}x slower"
+            print(f"\n{r['world_model']} {r['dtype']} vs {base['world_model']} {base['dtype']}: "
+                  f"{r['cached_s'] / base['cached_s']:.3f}x the time per action (cached rollout; {how})")
 
 if __name__ == "__main__":
     main()
