@@ -63,14 +63,15 @@ def run(cfg: DictConfig) -> dict:
     if cfg.policy not in ("planner", "oracle", "random"):
         raise SystemExit(f"plan-goal: unknown policy {cfg.policy!r} (planner, oracle or random)")
 
-    obs = driver.reset()
-    budget = int(cfg.max_steps or driver.step_budget or DEFAULT_BUDGET)
-    if cfg.policy == "planner":
+    mpc = None
+    if cfg.policy == "planner":  # before the reset: a compiled rollout is built here, not with the arm waiting
         from vjepa_planning.control.build import describe_compute, load_world_model, make_mpc
 
         print(f"plan-goal: world model in {describe_compute(cfg.world_model)}", flush=True)
-
         mpc = make_mpc(load_world_model(cfg.world_model), cfg.planner)
+    obs = driver.reset()
+    budget = int(cfg.max_steps or driver.step_budget or DEFAULT_BUDGET)
+    if mpc is not None:
         policy = PlannerPolicy(SubgoalMPC(mpc, [*subgoal_images, goal_image], switch_every=cfg.subgoals.switch_every,
                                           switch_energy=cfg.subgoals.switch_energy, budget=budget))
     else:
