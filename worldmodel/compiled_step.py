@@ -6,7 +6,9 @@ layers on prepacked oneDNN weights with the GELU fused in. On a 2-core Xeon with
 1.5x faster per plan than eager (benchmarks/planning_speed.py prints both). Compiling costs seconds
 per shape, so:
 
-- shapes are static (``dynamic=False``: specialised kernels), one graph per (batch, own keys, history);
+- shapes are static (``dynamic=False``: specialised kernels), one graph per (batch, own keys, history),
+  unless the planner rolls out several batch sizes (iCEM's shrinking count): then the batch dimension
+  is dynamic, one graph serves them all, and the warm-up compiles two graphs instead of two per size;
 - only ``prepare`` compiles: ``VJEPAWorldModel.warm_up`` runs the planner's shapes through it before the
   first plan, and any other shape met later runs eagerly instead of stalling a control loop to compile;
 - a compile that fails (no C++ compiler, an inductor error) is reported once and the step runs
@@ -29,14 +31,19 @@ class CompiledStep:
 
     def __init__(self, step: Callable, log: Callable[[str], None] | None = None):
         self.eager = step
-        self.compiled = torch.compile(step, dynamic=False)
+        self.compiled: Callable | None = None  # torch.compile(step), made by the first prepare
+        self.dynamic_batch = False
         self.shapes: set[tuple] = set()  # shapes with a compiled graph
         self.error: str | None = None
         self.log = log or (lambda msg: None)
         self._compiling = False
 
-    def prepare(self, run: Callable[[], object]) -> None:
-        """Call ``run`` (rollouts of the shapes to compile for), compiling every new shape it steps through."""
+    def prepare(self, run: Callable[[], object], dynamic_batch: bool = False) -> None:
+        """Call ``run`` (rollouts of the shapes to compile for), compiling every new shape it steps through;
+        ``dynamic_batch``: one graph for any candidate count (set by the first prepare)."""
+        if self.compiled is None:
+            self.dynamic_batch = dynamic_batch
+            self.compiled = torch.compile(self.eager, dynamic=None if dynamic_batch else False)
         self._compiling = True
         try:
             run()
@@ -45,9 +52,10 @@ class CompiledStep:
 
     def __call__(self, z_t, a_t, s_t, cos, sin, history, own, extrinsics):
         args = (z_t, a_t, s_t, cos, sin, history, own, extrinsics)
+        batched = self.dynamic_batch and a_t.shape[0] > 1  # size 1 is always its own graph
         key = (
-            z_t.shape[0],
-            a_t.shape[0],
+            z_t.shape[0] if not batched or z_t.shape[0] == 1 else "B",
+            a_t.shape[0] if not batched else "B",
             None if history is None else history[0][0].shape[:3],
             None if own is None else own[0][0].shape[2],
             extrinsics is None,
@@ -57,6 +65,10 @@ class CompiledStep:
         new = key not in self.shapes
         t0 = time.perf_counter()
         try:
+            if batched:
+                for t in (z_t, a_t, s_t, *(x for kv in own or () for x in kv)):
+                    if t.shape[0] == a_t.shape[0]:
+                        torch._dynamo.mark_dynamic(t, 0)
             with torch._inductor.config.patch(freezing=True):
                 out = self.compiled(*args)
         except Exception as err:  # noqa: BLE001 -- any compiler failure: plan on, uncompiled

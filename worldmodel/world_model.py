@@ -180,11 +180,13 @@ class VJEPAWorldModel(nn.Module):
         past = torch.zeros(1, T0 - 1, p.action_dim, device=self.device) if T0 > 1 else None
         context = self.rollout_context(z if T0 > 1 else z[:, 0], state if T0 > 1 else state[:, 0], past_actions=past)
 
+        sizes = sorted(set(batch_sizes), reverse=True)  # the largest first: the most work per graph
+
         def rollouts():
-            for b in sorted(set(batch_sizes)):
+            for b in sizes:
                 self.rollout_from(context, torch.zeros(b, horizon, p.action_dim, device=self.device))
 
-        step.prepare(rollouts)
+        step.prepare(rollouts, dynamic_batch=len(sizes) > 1)
         return time.perf_counter() - t0
 
     def rollout_differentiable(

@@ -54,6 +54,21 @@ def test_compiled_rollout_equals_eager_and_compiles_only_warmed_shapes():
     assert compiled.warm_up([6], 2, 3) < first and step.shapes == shapes  # prepared already: nothing compiles
 
 
+@needs_compiler
+def test_several_batch_sizes_share_one_dynamic_graph():
+    """iCEM's shrinking sample count: two graphs (first and later steps) serve every batch size > 1."""
+    compiled, eager = world_model(compile=True), world_model(compile=False)
+    compiled.warm_up([6, 4], horizon=2, context_frames=3)
+    step = compiled.predictor.compiled_step
+    assert step.dynamic_batch and len(step.shapes) == 2 and all(key[1] == "B" for key in step.shapes)
+    z, s, past = context()
+    actions = torch.randn(5, 2, 7, generator=torch.Generator().manual_seed(2)) * 0.05  # a size never prepared
+    torch.testing.assert_close(
+        compiled.rollout(z, s, actions, past_actions=past), eager.rollout(z, s, actions, past_actions=past), atol=1e-4, rtol=1e-4
+    )
+    assert len(step.shapes) == 2
+
+
 def test_a_failing_compiler_falls_back_to_eager_once():
     wm = world_model(compile=False)
     step = CompiledStep(wm.predictor.shared_step)
