@@ -105,6 +105,19 @@ def peak_note(device: str, dtype: torch.dtype, peaks: dict[torch.dtype, float]) 
     return f"dense matmul {peak:.1f} GFLOP/s"
 
 
+def print_profile(planner, z, s, past, z_goal, rows: int) -> None:
+    """Where one plan's time goes: torch profiler operators (inductor's generated kernels each named, main
+    turns that on) grouped by input shape, most self time first."""
+    from torch.profiler import profile
+
+    with profile(record_shapes=True) as prof:
+        planner.plan(z, s, z_goal, past_actions=past)
+    table = prof.key_averages(group_by_input_shape=True).table(
+        sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=60, max_shapes_column_width=80
+    )
+    print(table)
+
+
 def build_random(kind: str, device: str, dtype: torch.dtype, compiled: bool = False):
     """--official-size / --random-init: the architecture with random weights, from the builders training uses."""
     from omegaconf import OmegaConf
@@ -143,8 +156,7 @@ def measure(args, cfg, dtype_setting: str, compile_setting, peaks: dict) -> dict
     if args.official_size or args.random_init:
         wm = build_random("official" if args.official_size else "sim", device, dtype, compiled)
     else:
-        wm_cfg = OmegaConf.to_container(cfg.world_model)
-        wm = load_world_model({**wm_cfg, "dtype": dtype_name(dtype), **({"compile": compiled} if "compile" in wm_cfg else {})})
+        wm = load_world_model({**OmegaConf.to_container(cfg.world_model), "dtype": dtype_name(dtype), "compile": compiled})
     pcfg = planner_config(cfg.planner)
     frames = int(cfg.planner.context_frames)
     z, s, past, z_goal = planning_context(wm, frames, device)
@@ -161,6 +173,8 @@ def measure(args, cfg, dtype_setting: str, compile_setting, peaks: dict) -> dict
     with FlopCounterMode(display=False) as counter:
         counted = cached.plan(z, s, z_goal, past_actions=past)
     flops = counter.get_total_flops()
+    if args.profile:
+        print_profile(cached, z, s, past, z_goal, args.profile)
     med_c, med_r = statistics.median(t_cached), statistics.median(t_ref)
     if dtype not in peaks:
         peaks[dtype] = dense_matmul_gflops(device, dtype)
@@ -187,6 +201,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="timed (cached, reference) pairs")
     parser.add_argument("--dtypes", nargs="+", default=None, help="compute dtypes to measure in turn (default: world_model.dtype)")
     parser.add_argument("--compile", nargs="+", default=None, help="world_model.compile settings to measure in turn (auto true false)")
+    parser.add_argument("--profile", type=int, default=0, metavar="ROWS", help="also print the profiler's top ROWS operators of one plan")
     parser.add_argument("--cap-isa", choices=sorted(ISA_CAPS), help="run as a CPU limited to this instruction set would")
     parser.add_argument("--world-models", nargs="+", default=None,
                         help="world_model configs to measure in turn, side by side (e.g. sim lewm, or lewm:FILE)")
@@ -194,6 +209,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.cap_isa:
         cap_isa(args.cap_isa)
+    if args.profile:  # name each kernel inductor generates (set before anything compiles)
+        torch._inductor.config.cpp.enable_kernel_profile = True
     names = args.world_models or [None]
     cfgs = [compose_config("plan_goal", args.overrides + (world_model_overrides(n) if n else [])) for n in names]
     cfg = cfgs[0]

@@ -12,7 +12,9 @@ layers on prepacked oneDNN weights with the GELU fused in. On a 2-core Xeon with
 - only ``prepare`` compiles: ``VJEPAWorldModel.warm_up`` runs the planner's shapes through it before the
   first plan, and any other shape met later runs eagerly instead of stalling a control loop to compile;
 - a compile that fails (no C++ compiler, an inductor error) is reported once and the step runs
-  eagerly from then on: planning never stops for it.
+  eagerly from then on: planning never stops for it;
+- under a torch dispatch mode (FlopCounterMode, as benchmarks count FLOPs) the step runs eagerly: dynamo
+  would otherwise give up on ``shared_step`` for good, silently, for every predictor in the process.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import warnings
 from collections.abc import Callable
 
 import torch
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 MAX_GRAPHS = 8  # torch._dynamo's default recompile limit per function
 
@@ -61,6 +64,8 @@ class CompiledStep:
             extrinsics is None,
         )
         if self.error is not None or (key not in self.shapes and (not self._compiling or len(self.shapes) >= MAX_GRAPHS)):
+            return self.eager(*args)
+        if _get_current_dispatch_mode() is not None:
             return self.eager(*args)
         new = key not in self.shapes
         t0 = time.perf_counter()

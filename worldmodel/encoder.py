@@ -152,18 +152,17 @@ class Block(nn.Module):
         kv_prefix: KV | None = None,
     ) -> tuple[torch.Tensor, KV]:
         y, kv = self.attn(self.norm1(x), cos, sin, attn_mask=attn_mask, kv_prefix=kv_prefix)
-        x = x + y
-        x = x + self.mlp(self.norm2(x))
-        return x, kv
+        return self._feed_forward(x + y), kv
 
     def forward_shared(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, prefix: KV | None, own: KV | None
     ) -> tuple[torch.Tensor, KV]:
         """``forward`` for planning: see ``Attention.forward_shared``."""
         y, kv = self.attn.forward_shared(self.norm1(x), cos, sin, prefix, own)
-        x = x + y
-        x = x + self.mlp(self.norm2(x))
-        return x, kv
+        return self._feed_forward(x + y), kv
+
+    def _feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mlp(self.norm2(x))
 
 
 def init_vit_weights(module: nn.Module, blocks: nn.ModuleList, std: float = 0.02) -> None:

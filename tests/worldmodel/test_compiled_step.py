@@ -69,6 +69,25 @@ def test_several_batch_sizes_share_one_dynamic_graph():
     assert len(step.shapes) == 2
 
 
+@needs_compiler
+def test_counting_flops_does_not_turn_the_compiled_step_off():
+    """FlopCounterMode (planning_speed counts FLOPs) runs the step eagerly; afterwards it is compiled again."""
+    from torch.profiler import profile
+    from torch.utils.flop_counter import FlopCounterMode
+
+    wm = world_model(compile=True)
+    wm.warm_up([6], horizon=2, context_frames=3)
+    z, s, past = context()
+    actions = torch.randn(6, 2, 7) * 0.05
+    with FlopCounterMode(display=False) as counter:
+        counted = wm.rollout(z, s, actions, past_actions=past)
+    assert counter.get_total_flops() > 0
+    with profile() as prof:
+        after = wm.rollout(z, s, actions, past_actions=past)
+    assert any(e.key.startswith("Torch-Compiled Region") for e in prof.key_averages())
+    torch.testing.assert_close(after, counted, atol=1e-4, rtol=1e-4)
+
+
 def test_a_failing_compiler_falls_back_to_eager_once():
     wm = world_model(compile=False)
     step = CompiledStep(wm.predictor.shared_step)
