@@ -26,7 +26,10 @@ from collections.abc import Callable
 import torch
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-MAX_GRAPHS = 8  # torch._dynamo's default recompile limit per function
+MAX_GRAPHS = 8  # compiled shapes per CompiledStep (per predictor)
+# torch._dynamo counts graphs per code object: every predictor's ``shared_step`` shares one, and a ninth graph
+# in a process (a fifth compiled predictor) would silently run eagerly. The per-predictor limit above bounds it.
+DYNAMO_RECOMPILE_LIMIT = 256
 
 
 class CompiledStep:
@@ -74,7 +77,7 @@ class CompiledStep:
                 for t in (z_t, a_t, s_t, *(x for kv in own or () for x in kv)):
                     if t.shape[0] == a_t.shape[0]:
                         torch._dynamo.mark_dynamic(t, 0)
-            with torch._inductor.config.patch(freezing=True):
+            with torch._dynamo.config.patch(recompile_limit=DYNAMO_RECOMPILE_LIMIT), torch._inductor.config.patch(freezing=True):
                 out = self.compiled(*args)
         except Exception as err:  # noqa: BLE001 -- any compiler failure: plan on, uncompiled
             self.error = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"

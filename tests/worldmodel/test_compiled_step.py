@@ -70,6 +70,21 @@ def test_several_batch_sizes_share_one_dynamic_graph():
 
 
 @needs_compiler
+def test_many_compiled_predictors_in_one_process_stay_compiled():
+    """dynamo counts graphs per code object, shared by every predictor: the fifth must still compile."""
+    from torch.profiler import profile
+
+    z, s, past = context()
+    actions = torch.randn(6, 2, 7) * 0.05
+    for _ in range(5):
+        wm = world_model(compile=True)
+        wm.warm_up([6], horizon=2, context_frames=3)
+    with profile() as prof:
+        wm.rollout(z, s, actions, past_actions=past)
+    assert any(e.key.startswith("Torch-Compiled Region") for e in prof.key_averages())
+
+
+@needs_compiler
 def test_counting_flops_does_not_turn_the_compiled_step_off():
     """FlopCounterMode (planning_speed counts FLOPs) runs the step eagerly; afterwards it is compiled again."""
     from torch.profiler import profile
