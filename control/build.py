@@ -32,7 +32,8 @@ def load_world_model(cfg: Mapping[str, Any]):
     kw = dict(device=cfg["device"], dtype=dtype, max_batch=cfg.get("max_batch"), compile=compiled)
     if cfg["source"] == "safetensors":
         enc, pred = resolve_path(cfg["encoder"], "world_model.encoder"), resolve_path(cfg["predictor"], "world_model.predictor")
-        return VJEPAWorldModel.from_safetensors(enc, pred, **kw)
+        readout = resolve_path(cfg["readout"], "world_model.readout") if cfg.get("readout") else None
+        return VJEPAWorldModel.from_safetensors(enc, pred, readout_path=readout, **kw)
     if cfg["source"] == "official":
         if not cfg.get("official_path"):
             raise ValueError("world_model.source=official needs world_model.official_path=/path/to/vjepa2-ac.pt")
@@ -58,24 +59,28 @@ def describe_compute(cfg: Mapping[str, Any]) -> str:
 
 
 def check_sim_camera(world_model_cfg: Mapping[str, Any], env_cfg: Mapping[str, Any], driver_cfg: Mapping[str, Any]) -> None:
-    """Refuse to plan in the sim from another camera than the one the predictor was post-trained on: every
-    energy would compare views the model never saw, and the episode would fail for no visible reason."""
+    """Refuse to plan in the sim from another camera than the one the predictor (or the gripper readout) was
+    trained on: every energy would compare views the model never saw, and the episode would fail for no visible
+    reason."""
     if driver_cfg["type"] != "sim" or world_model_cfg["source"] not in ("safetensors", "lewm"):
         return
     from vjepa_planning.envs.scene import CAMERAS
     from vjepa_planning.worldmodel.checkpoints import read_metadata
 
-    key = "predictor" if world_model_cfg["source"] == "safetensors" else "path"
-    predictor = resolve_path(world_model_cfg[key], f"world_model.{key}", must_exist=False)
-    if not predictor.exists():
-        return  # load_world_model names the missing file
-    trained = read_metadata(predictor)["extra"].get("camera")
-    camera = env_cfg["camera"]
-    if trained in CAMERAS and trained != camera:
-        raise ValueError(
-            f"world model {predictor} was trained on the sim's {trained!r} camera, but env.camera={camera}; "
-            f"set world_model.camera={trained} (env.camera follows it; render goal images with --camera {trained}) or choose a model trained on {camera!r}"
-        )
+    keys = ["predictor", "readout"] if world_model_cfg["source"] == "safetensors" else ["path"]
+    for key in [k for k in keys if world_model_cfg.get(k)]:
+        path = resolve_path(world_model_cfg[key], f"world_model.{key}", must_exist=False)
+        if not path.exists():
+            continue  # load_world_model names the missing file
+        trained = read_metadata(path)["extra"].get("camera")
+        camera = env_cfg["camera"]
+        if trained in CAMERAS and trained != camera:
+            what = "gripper readout" if key == "readout" else "world model"
+            raise ValueError(
+                f"{what} {path} was trained on the sim's {trained!r} camera, but env.camera={camera}; set "
+                f"world_model.camera={trained} (env.camera follows it; render goal images with --camera {trained}) or choose "
+                f"a {'readout (or world_model.readout=null)' if key == 'readout' else 'model'} trained on {camera!r}"
+            )
 
 
 def compose_and_load(config_name: str, overrides: list[str]):

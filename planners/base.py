@@ -52,6 +52,9 @@ class PlannerConfig:
     # Energy per unit of |gripper delta|: the gripper moves only when the predicted images pay for it
     # (0.02 for the exterior model, which barely sees the fingers; benchmarks/gripper_sensitivity.py).
     gripper_cost: float = 0.005
+    # Energy per unit of |imagined gripper - the goal image's| where the world model reads the gripper off
+    # an image (a readout, worldmodel/readout.py): the embedding distance barely sees the fingers.
+    gripper_goal_weight: float = 0.05
     temperature: float = 0.02  # MPPI only: softmax temperature on energies
     noise_beta: float = 0.0  # iCEM: sampling noise ~ 1/f^beta along the horizon (0 white, 2 smooth)
     sample_decay: float = 1.0  # iCEM: iteration i samples num_samples / sample_decay**i (at least 2 x elites)
@@ -77,6 +80,23 @@ class PlannerConfig:
     def batch_sizes(self) -> list[int]:
         """The distinct candidate counts one plan rolls out (what a compiled rollout is prepared for)."""
         return sorted({self.samples_at(i) for i in range(self.iterations)}, reverse=True)
+
+
+@dataclass(frozen=True)
+class Goal:
+    """What one plan's energy compares against."""
+
+    z: torch.Tensor  # [1, N, D] the goal image's embedding
+    gripper: float | None  # how closed the hand is in the goal image, if the world model can tell
+    gripper_now: float  # the gripper's last measured state
+
+
+def imagined_gripper(now: float, deltas: torch.Tensor) -> torch.Tensor:
+    """deltas [K, H] -> [K] the gripper after them, clipped to [0, 1] at every step (as imagined states are)."""
+    g = torch.full_like(deltas[:, 0], now)
+    for h in range(deltas.shape[1]):
+        g = (g + deltas[:, h]).clamp(0.0, 1.0)
+    return g
 
 
 @dataclass
@@ -122,13 +142,16 @@ class SamplingPlanner:
         z_goal: torch.Tensor,
         init: PlanResult | None = None,
         past_actions: torch.Tensor | None = None,
+        goal_gripper: float | None = None,
     ) -> PlanResult:
         """z0 [1, N, D], state0 [1, 7] or [7], z_goal [1, N, D] -> PlanResult. `init` warm-starts from the
         previous step's plan, shifted by one step. With history, z0 is [1, T0, N, D], state0 [1, T0, 7]
-        and past_actions [1, T0 - 1, 7] (the actions executed between those frames)."""
+        and past_actions [1, T0 - 1, 7] (the actions executed between those frames). `goal_gripper`: how
+        closed the hand is in the goal image (0 open .. 1 closed), where the world model can tell."""
         cfg = self.cfg
         device = z0.device
         state0 = (state0.reshape(1, ACTION_DIM) if z0.ndim == 3 else state0).to(device=device, dtype=torch.float32)
+        goal = Goal(z_goal, goal_gripper, float(state0.reshape(-1, ACTION_DIM)[-1, 6]))
         past_actions = None if past_actions is None else past_actions.to(device)
         rollout = self._rollout_fn(z0, state0, past_actions)
         bound = self.bound.to(device)
@@ -144,7 +167,7 @@ class SamplingPlanner:
             if kept is not None:  # iCEM: last iteration's (or step's) best, re-scored here
                 samples[1 : 1 + kept.shape[0]] = kept[: k - 1]
             # Roll out all candidates from the shared context and score them.
-            energy = self._energy(rollout(samples), samples, z_goal)
+            energy = self._energy(rollout(samples), samples, goal)
             candidates += k
             k_best = int(torch.argmin(energy))
             history.append(float(energy[k_best]))
@@ -169,18 +192,21 @@ class SamplingPlanner:
             return PlanResult(hold, float("inf"), history, mean, std, fallback=True, candidates=candidates)
         plan = self.select(mean.clamp(-bound, bound), best_actions)
         if cfg.grad_steps:
-            plan = self._refine(plan, z0, state0, past_actions, z_goal, bound)
+            plan = self._refine(plan, z0, state0, past_actions, goal, bound)
         return PlanResult(plan, best_energy, history, mean, std, elites=kept, candidates=candidates)
 
-    def _energy(self, predicted: torch.Tensor, samples: torch.Tensor, z_goal: torch.Tensor) -> torch.Tensor:
-        """[K] energy of each candidate: embedding distance to the goal (+ the gripper's cost); inf if not finite."""
+    def _energy(self, predicted: torch.Tensor, samples: torch.Tensor, goal: Goal) -> torch.Tensor:
+        """[K] energy of each candidate: embedding distance to the goal (+ the gripper's cost, + how far its
+        imagined gripper ends from the goal image's); inf if not finite."""
         cfg = self.cfg
-        energy = l1_energy(predicted, z_goal, cfg.all_steps_energy)
+        energy = l1_energy(predicted, goal.z, cfg.all_steps_energy)
         if cfg.gripper_cost:
             energy = energy + cfg.gripper_cost * samples[..., 6].abs().sum(dim=1)
+        if cfg.gripper_goal_weight and goal.gripper is not None:
+            energy = energy + cfg.gripper_goal_weight * (imagined_gripper(goal.gripper_now, samples[..., 6]) - goal.gripper).abs()
         return torch.where(torch.isfinite(energy), energy, torch.full_like(energy, float("inf")))
 
-    def _refine(self, plan, z0, state0, past_actions, z_goal, bound) -> torch.Tensor:
+    def _refine(self, plan, z0, state0, past_actions, goal: Goal, bound) -> torch.Tensor:
         """A few Adam steps on the plan's energy through the differentiable rollout, inside the bounds and
         only on the searched dimensions; kept only if the refined plan scores lower than the plan given."""
         wm = self.world_model
@@ -192,7 +218,7 @@ class SamplingPlanner:
             opt = torch.optim.Adam([x], lr=self.cfg.grad_lr)
             energies = []
             for _ in range(self.cfg.grad_steps + 1):
-                energy = self._energy(wm.rollout_differentiable(z0, state0, x, past_actions=past_actions), x, z_goal)
+                energy = self._energy(wm.rollout_differentiable(z0, state0, x, past_actions=past_actions), x, goal)
                 energies.append((float(energy.detach()), x.detach()[0].clone()))
                 opt.zero_grad()
                 energy.sum().backward()

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from vjepa_planning.planners.base import PlanResult, SamplingPlanner
+from vjepa_planning.worldmodel.protocol import ReadsGripper
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class LatentMPC:
             raise ValueError("context_frames must be >= 1")
         self.world_model, self.planner, self.context_frames = world_model, planner, context_frames
         self.z_goal: torch.Tensor | None = None
+        self.goal_gripper: float | None = None  # how closed the hand is in the goal image, if the model can tell
         self.reset()
 
     def reset(self) -> None:
@@ -55,6 +57,8 @@ class LatentMPC:
         """A new goal (or the next sub-goal): the history is kept, the warm start is not (it aimed
         elsewhere)."""
         self.z_goal = self.world_model.encode(goal_image)  # [1, N, D]
+        closed = self.world_model.gripper_closed(goal_image) if isinstance(self.world_model, ReadsGripper) else None
+        self.goal_gripper = None if closed is None else float(closed[0])
         self._previous = None
 
     def observe_executed(self, action: np.ndarray) -> None:
@@ -78,7 +82,7 @@ class LatentMPC:
             z0 = torch.stack(list(self._frames))[None]  # [1, T0, N, D]
             s0 = torch.stack(list(self._states))[None]  # [1, T0, 7]
             past = torch.stack(list(self._actions))[None]  # [1, T0 - 1, 7]
-        result = self.planner.plan(z0, s0, self.z_goal, init=self._previous, past_actions=past)
+        result = self.planner.plan(z0, s0, self.z_goal, init=self._previous, past_actions=past, goal_gripper=self.goal_gripper)
         self._previous = result
         action = result.first_action.detach().cpu().numpy().astype(np.float64)
         if result.fallback or not np.all(np.isfinite(action)):

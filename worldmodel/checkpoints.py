@@ -34,6 +34,7 @@ import torch.nn as nn
 from vjepa_planning.worldmodel.encoder import VisionTransformer
 from vjepa_planning.worldmodel.predictor import ACPredictor
 from vjepa_planning.worldmodel.lewm.model import LeWM
+from vjepa_planning.worldmodel.readout import GripperReadout
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +300,7 @@ def load_hf_encoder(folder: str | os.PathLike) -> VisionTransformer:
 
 # ----------------------------------------------------------------------------- our safetensors
 
-_KINDS = {"encoder": VisionTransformer, "predictor": ACPredictor, "lewm": LeWM}
+_KINDS = {"encoder": VisionTransformer, "predictor": ACPredictor, "lewm": LeWM, "readout": GripperReadout}
 
 
 def tensors_sha256(tensors: Mapping[str, torch.Tensor], transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> str:
@@ -321,13 +322,13 @@ def module_sha256(module: torch.nn.Module, float_dtype: torch.dtype | None = Non
     return tensors_sha256(module.state_dict(), cast)
 
 
-def save_module(module: VisionTransformer | ACPredictor | LeWM, path: str | os.PathLike, extra: Mapping | None = None) -> None:
+def save_module(module: VisionTransformer | ACPredictor | LeWM | GripperReadout, path: str | os.PathLike, extra: Mapping | None = None) -> None:
     """Weights + self-describing metadata (format, kind, constructor args, optional extra JSON, content hash)."""
     from safetensors.torch import save_file
 
     kind = next((k for k, cls in _KINDS.items() if isinstance(module, cls)), None)
     if kind is None:
-        raise TypeError(f"save_module takes a VisionTransformer, ACPredictor or LeWM, not {type(module).__name__}")
+        raise TypeError(f"save_module takes a VisionTransformer, ACPredictor, LeWM or GripperReadout, not {type(module).__name__}")
     tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
     meta = {"format": FORMAT, "kind": kind, "arch": json.dumps(module.arch), "extra": json.dumps(dict(extra or {})),
             "content_sha256": tensors_sha256(tensors)}
@@ -385,7 +386,7 @@ def read_safetensors(path: str | os.PathLike, verify: bool = True) -> tuple[Stat
     return sd, meta
 
 
-def load_module(path: str | os.PathLike, kind: str | None = None, verify: bool = True) -> VisionTransformer | ACPredictor | LeWM:
+def load_module(path: str | os.PathLike, kind: str | None = None, verify: bool = True) -> VisionTransformer | ACPredictor | LeWM | GripperReadout:
     """Build and strictly load the module a ``save_module`` file describes (on CPU), its weights verified."""
     sd, meta = read_safetensors(path, verify)
     if kind is not None and meta["kind"] != kind:

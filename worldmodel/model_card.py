@@ -265,3 +265,52 @@ dtype, shape and bytes (`worldmodel.checkpoints.tensors_sha256`). Loading recomp
 that differs.
 """
     return write_card(out.with_suffix(".md"), card)
+
+
+def readout_card(cfg: Mapping[str, Any], command: str) -> Path:
+    """``<out>.md`` beside a gripper readout (`cfg`: fit-readout's config as plain containers)."""
+    from vjepa_planning.worldmodel import checkpoints
+
+    out = Path(cfg["out"])
+    meta = checkpoints.read_metadata(out)
+    extra, arch = meta["extra"], meta["arch"]
+    val = extra.get("val_accuracy")
+    card = f"""# {out.stem}: gripper readout (is the hand closed?) from the camera frame
+
+`{out.name}` ({out.stat().st_size / 2**10:.0f} KB, format `{meta['format']}` kind `{meta['kind']}`): a CNN of
+{len(arch['widths'])} strided 3 x 3 convolutions (widths {arch['widths']}, batch norm, GELU), a max over the last map and
+a linear head, on the `{extra.get('camera')}` camera's frame centre-cropped and resized to {arch['img_size']} px. It
+gives the probability that the hand is closed (measured gripper above {extra.get('closed_above')}: a hand pinching
+the cube measures about 0.47). The planner reads each goal image with it and adds
+`planner.gripper_goal_weight` x |imagined gripper - the goal's| to every candidate's energy.
+
+Load it with the pair: `world_model.readout=shipped:{out.name}` (the default), or
+`VJEPAWorldModel.from_safetensors(encoder, predictor, readout_path="{out}")`.
+
+## Data
+
+`{extra.get('data')}`, camera `{extra.get('camera')}`: {extra.get('frames')} training frames (one in
+{extra.get('frame_step')} of the training episodes' frames; {extra.get('closed_share', 0):.0%} of them closed) and
+all {extra.get('val_frames')} frames of the {extra.get('val_episodes')} held-out episodes (post-train's seeded
+split, fraction {cfg.get('val_fraction')}).
+
+## Recipe
+
+```
+{command}
+```
+
+AdamW (lr {extra.get('lr')}, one-cycle schedule, weight decay {extra.get('weight_decay')}), binary cross-entropy,
+{extra.get('epochs')} epochs of batches of {extra.get('batch_size')}, seed {extra.get('seed')}.
+
+## Accuracy
+
+Held-out frames {'n/a' if val is None else f'{val:.4f}'} (threshold 0.5); training batches of the last epoch
+{extra.get('train_accuracy', 0):.4f}.
+
+## Integrity
+
+The file's metadata records `content_sha256` = `{meta['content_sha256']}`; loading recomputes it and refuses a
+file that differs.
+"""
+    return write_card(out.with_suffix(".md"), card)

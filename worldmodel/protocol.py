@@ -56,3 +56,13 @@ class RolloutWarmUp(Protocol):
     def warm_up(self, batch_sizes: list[int], horizon: int, context_frames: int) -> float:
         """Prepare rollouts of these candidate counts x horizon from this many context frames; returns seconds spent."""
         ...
+
+
+@runtime_checkable
+class ReadsGripper(Protocol):
+    """Optional: a world model that can tell from an image whether the hand is closed (a gripper readout).
+    Planners read the goal image with it once per goal."""
+
+    def gripper_closed(self, frames: Frames) -> torch.Tensor | None:
+        """uint8 [H, W, 3] | [B, H, W, 3] -> [B] probability that the hand is closed; None without a readout."""
+        ...

@@ -26,6 +26,7 @@ from vjepa_planning.worldmodel.encoder import VisionTransformer
 from vjepa_planning.worldmodel.predictor import ACPredictor, RolloutContext
 from vjepa_planning.worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD, Interp, encode_in_batches, preprocess_frames
 from vjepa_planning.worldmodel.protocol import FrameEncoder, Frames
+from vjepa_planning.worldmodel.readout import GripperReadout
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +88,12 @@ class VJEPAWorldModel(nn.Module):
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
         compile: bool = False,
+        readout: GripperReadout | None = None,
     ):
         super().__init__()
         self.encoder = encoder
         self.predictor = _freeze(predictor, device, dtype)
+        self.readout = None if readout is None else _freeze(readout, device, torch.float32)  # small: float32 everywhere
         self.normalize_reps = normalize_reps
         self.max_batch = max_batch  # split candidate batches larger than this (bounds K/V cache memory)
         self.device, self.dtype = torch.device(device), dtype
@@ -101,6 +104,12 @@ class VJEPAWorldModel(nn.Module):
 
     def encode(self, frames: Frames) -> torch.Tensor:
         return self.encoder.encode(frames)
+
+    @torch.inference_mode()
+    def gripper_closed(self, frames: Frames) -> torch.Tensor | None:
+        """protocol.ReadsGripper: uint8 [H, W, 3] | [B, H, W, 3] -> [B] probability that the hand is closed
+        (None without a readout)."""
+        return None if self.readout is None else self.readout.read(frames)
 
     @torch.inference_mode()
     def rollout_context(
@@ -216,15 +225,18 @@ class VJEPAWorldModel(nn.Module):
         encoder_path: str | os.PathLike,
         predictor_path: str | os.PathLike,
         *,
+        readout_path: str | os.PathLike | None = None,
         device="cpu",
         dtype=torch.float32,
         **kw,
     ) -> VJEPAWorldModel:
-        """From two files written by ``checkpoints.save_module``; refuses a predictor post-trained on another encoder."""
+        """From files written by ``checkpoints.save_module`` (the gripper readout optional); refuses a predictor
+        post-trained on another encoder."""
         enc = checkpoints.load_module(encoder_path, kind="encoder")
         pred = checkpoints.load_module(predictor_path, kind="predictor")
         check_encoder_pairing(enc, encoder_path, predictor_path)
-        return cls.from_modules(enc, pred, device=device, dtype=dtype, **kw)
+        readout = None if readout_path is None else checkpoints.load_module(readout_path, kind="readout")
+        return cls.from_modules(enc, pred, device=device, dtype=dtype, readout=readout, **kw)
 
     @classmethod
     def from_official(

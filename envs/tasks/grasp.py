@@ -41,11 +41,18 @@ class GraspTask(Task):
         return PickOracle(spec, lift_to=np.array(spec.goal_ee))
 
     def subgoals(self, spec: EpisodeSpec) -> list[GoalPose]:
-        return [grasp_pose(spec)]
+        return [pregrasp_pose(spec), grasp_pose(spec)]
+
+
+def pregrasp_pose(spec: EpisodeSpec) -> GoalPose:
+    """The open hand around the cube where it rests: the first sub-goal of grasp and pick-and-place. Only the
+    gripper differs from the next (`grasp_pose`), so the hand arrives open and closes there."""
+    cube = spec.cube_start
+    return GoalPose(ee=(cube[0], cube[1], GRASP_HEIGHT), gripper=0.0, cube=tuple(cube), pinch=False)
 
 
 def grasp_pose(spec: EpisodeSpec) -> GoalPose:
-    """The hand closed on the cube where it rests: the first sub-goal of grasp and pick-and-place."""
+    """The hand closed on the cube where it rests: the second sub-goal of grasp and pick-and-place."""
     cube = spec.cube_start
     return GoalPose(ee=(cube[0], cube[1], GRASP_HEIGHT), gripper=1.0, cube=tuple(cube), pinch=True)
 

@@ -155,16 +155,16 @@ def test_plan_goal_through_rendered_subgoals(tmp_path, capsys, tiny_world_model_
     render_goal.main(["--task", "pick_and_place", "--seed", "2", "--out", str(goal), "--size", "32"])
     printed = capsys.readouterr().out.splitlines()
     subgoals = json.loads(printed[0])["subgoal_images"]
-    assert [os.path.basename(p) for p in subgoals] == ["goal.subgoal1.png", "goal.subgoal2.png"]
+    assert [os.path.basename(p) for p in subgoals] == ["goal.subgoal1.png", "goal.subgoal2.png", "goal.subgoal3.png"]
     assert "--subgoals" in printed[1]
     plan_goal.main([
-        "--goal", str(goal), "--subgoals", ",".join(subgoals), "--steps", "6", "--log-dir", str(tmp_path / "log"),
+        "--goal", str(goal), "--subgoals", ",".join(subgoals), "--steps", "8", "--log-dir", str(tmp_path / "log"),
         "env.image_size=32", *tiny_world_model_files,
     ])
     out = capsys.readouterr().out
     assert "goal.json sets env.task=pick_and_place (the config said reach)" in out  # the sidecar's task wins, and says so
     steps = [l for l in out.splitlines() if l.startswith("step ")]
-    assert [l.split("goal ")[-1].split()[0] for l in steps] == ["1/3", "1/3", "2/3", "2/3", "3/3", "3/3"]
+    assert [l.split("goal ")[-1].split()[0] for l in steps] == ["1/4", "1/4", "2/4", "2/4", "3/4", "3/4", "4/4", "4/4"]
     (tmp_path / "broken.png").write_bytes(b"not an image")
     assert "broken.png" in user_error(capsys, plan_goal.main, ["--goal", str(goal), "--subgoals", str(tmp_path / "broken.png"), "env.image_size=32", *tiny_world_model_files])
 
@@ -189,8 +189,12 @@ def test_the_sim_camera_must_be_the_one_the_predictor_was_trained_on(tmp_path, c
     err = user_error(capsys, sim_benchmark.main, ["--seeds", "1", "--workers", "1", "--out", str(tmp_path / "bench"), "tasks=[reach]", *overrides])
     assert "set world_model.camera=exterior" in err
     assert not (tmp_path / "log").exists() and not (tmp_path / "bench").exists()  # refused before anything ran
+    # The shipped gripper readout reads workspace frames: from exterior it is refused too, until it is switched off.
+    err = user_error(capsys, plan_goal.main, ["--goal", str(exterior_goal), "--steps", "1", "--log-dir", str(tmp_path / "log"), "world_model.camera=exterior", *overrides])
+    assert re.search(r"gripper readout .*readout_sim_workspace.* trained on the sim's 'workspace' camera.*world_model\.readout=null", err)
     # The matching camera plans (env.camera follows world_model.camera), and the episode is logged under its name.
-    plan_goal.main(["--goal", str(exterior_goal), "--steps", "1", "--log-dir", str(tmp_path / "log"), "world_model.camera=exterior", *overrides])
+    plan_goal.main(["--goal", str(exterior_goal), "--steps", "1", "--log-dir", str(tmp_path / "log"), "world_model.camera=exterior",
+                    "world_model.readout=null", *overrides])
     ds = LeRobotDataset(tmp_path / "log")
     assert ds.episode_frames(0, "exterior").shape[1:] == (32, 32, 3)
     # The oracle and random policies need no world model, so no camera check.
@@ -253,7 +257,7 @@ def test_sim_benchmark_plans_through_subgoals(tmp_path, tiny_world_model_files):
         *tiny_world_model_files,
     ])  # fmt: skip
     episode = json.loads((out / "results.json").read_text())["episodes"][0]
-    assert episode["steps"] == 3 and episode["goal_images"] == 3
+    assert episode["steps"] == 3 and episode["goal_images"] == 4
     rrd = next((tmp_path / "rrd").glob("*.rrd"))
     entities = {str(c.entity_path) for c in rrc.RrdReader(str(rrd)).stream()}
     assert {"/goal/image", "/goal/subgoal_1", "/goal/subgoal_2"} <= entities

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from vjepa_planning.planners import CEMPlanner, PlannerConfig
 from vjepa_planning.planners.mpc import LatentMPC
@@ -38,6 +39,33 @@ def test_context_grows_to_the_configured_history(tiny_wm):
     assert shapes[0] == ((1, 4, 64), (1, 7), None)  # first step: just the current frame
     assert shapes[1] == ((1, 2, 4, 64), (1, 2, 7), (1, 1, 7))
     assert shapes[2] == shapes[3] == ((1, 3, 4, 64), (1, 3, 7), (1, 2, 7))  # capped at 3 frames
+
+
+def test_the_goal_images_gripper_reaches_the_planner(tiny_wm):
+    """A world model that reads the gripper (ReadsGripper) is asked once per goal image; its answer goes to every plan."""
+
+    class Reading(RecordingWorldModel):
+        def __init__(self, wm, closed):
+            super().__init__(wm)
+            self.closed, self.asked = closed, 0
+
+        def gripper_closed(self, z):
+            self.asked += 1
+            return None if self.closed is None else torch.full((z.shape[0],), self.closed)
+
+    class Spy(CEMPlanner):
+        def plan(self, *args, **kw):
+            self.seen = kw.get("goal_gripper")
+            return super().plan(*args, **kw)
+
+    cfg = PlannerConfig(horizon=2, num_samples=8, iterations=1, num_elites=2, seed=0)
+    for closed, expected in ((0.9, 0.9), (None, None)):
+        wm = Reading(tiny_wm, closed)
+        mpc = LatentMPC(wm, Spy(wm, cfg))
+        mpc.set_goal(frame(99))
+        for t in range(2):
+            mpc.observe_executed(mpc.act(frame(t), np.zeros(7)).action)
+        assert wm.asked == 1 and (mpc.planner.seen == pytest.approx(expected) if expected else mpc.planner.seen is None)
 
 
 def test_act_before_goal_is_an_error(tiny_wm):

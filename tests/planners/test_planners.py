@@ -125,6 +125,31 @@ def test_gripper_cost_keeps_a_gripper_the_images_do_not_see(planner_cls):
     assert grips[0.0] > grips[0.05]
 
 
+@pytest.mark.parametrize("planner_cls", [CEMPlanner, MPPIPlanner])
+def test_the_goal_images_gripper_steers_a_gripper_the_images_do_not_see(planner_cls):
+    """The toy latent ignores the gripper; told how closed the goal's hand is, the planner closes or opens it
+    toward that (and keeps moving toward the goal), and leaves it alone when nobody can tell."""
+    wm = ToyWorldModel()
+    goal = wm.embed(START[:3] + torch.tensor([0.03, 0.0, 0.0]))[None]
+    z0 = wm.embed(START[:3])[None]
+    cfg = PlannerConfig(horizon=2, num_samples=128, iterations=6, num_elites=8, gripper_goal_weight=0.05, seed=3)
+    planner = planner_cls(wm, cfg)
+    closing = planner.plan(z0, START, goal, goal_gripper=1.0).actions
+    assert closing[:, 6].sum() > 0.8 and closing[0, 0] > 0.01
+    closed = START.clone()
+    closed[6] = 1.0
+    opening = planner.plan(z0, closed, goal, goal_gripper=0.0).actions
+    assert opening[:, 6].sum() < -0.8
+    assert planner.plan(z0, START, goal, goal_gripper=None).actions[:, 6].abs().max() < 0.2  # the gripper cost alone: little
+
+
+def test_imagined_gripper_is_clipped_at_every_step():
+    from vjepa_planning.planners.base import imagined_gripper
+
+    deltas = torch.tensor([[0.8, 0.8], [0.8, -0.5], [-0.5, 0.3], [0.0, 0.0]])
+    assert torch.allclose(imagined_gripper(0.4, deltas), torch.tensor([1.0, 0.5, 0.3, 0.4]))
+
+
 def test_reseed_makes_plans_repeat():
     wm = ToyWorldModel()
     cfg = PlannerConfig(horizon=2, num_samples=16, iterations=2, num_elites=4, seed=0)
