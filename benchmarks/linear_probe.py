@@ -13,6 +13,10 @@ strength is chosen on a validation split of the training episodes.
 Rows: the pretrained encoder vs the same architecture at random init, each with mean-pooled patch
 tokens (D features) and flattened patch tokens (N * D), plus a raw-pixel baseline (the frame
 resized to 24 x 24 x 3) to show what a linear read-out of the image alone gives.
+
+``--gripper`` adds a column: is the hand closed (measured gripper above the readout's threshold)? The same
+ridge fit to the 0/1 label, thresholded at 0.5, as accuracy on the held-out frames; and a last row with the
+shipped gripper readout (``--readout``, a CNN on the frame) on the same frames.
 """
 
 from __future__ import annotations
@@ -31,21 +35,24 @@ from vjepa_planning.worldmodel import checkpoints
 from vjepa_planning.worldmodel.data.clips import split_episodes
 from vjepa_planning.worldmodel.data.lerobot import LeRobotDataset
 from vjepa_planning.worldmodel.encoder import VisionTransformer
+from vjepa_planning.worldmodel.readout import CLOSED_ABOVE
 from vjepa_planning.worldmodel.world_model import VJEPAFrameEncoder
 
 TARGETS = ("observation.ee_pos", "observation.cube_pos")
+GRIPPER = "gripper_closed"
 LAMBDAS = (1e-2, 1e-1, 1.0, 10.0, 1e2, 1e3, 1e4, 1e5)
 
 
 def collect(ds: LeRobotDataset, episodes, camera: str, frame_step: int):
-    """(frames uint8 [M, H, W, 3], targets {name: [M, 3]}, episode id [M])."""
-    frames, targets, ids = [], {t: [] for t in TARGETS}, []
+    """(frames uint8 [M, H, W, 3], targets {name: [M, 3] or [M, 1]}, episode id [M])."""
+    frames, targets, ids = [], {t: [] for t in (*TARGETS, GRIPPER)}, []
     for ep in episodes:
         e = ds.episode(ep)
         sel = np.arange(0, e.length, frame_step)
         frames.append(ds.episode_frames(ep, camera)[sel])
         for t in TARGETS:
             targets[t].append(e.extras[t][sel])
+        targets[GRIPPER].append((e.states[sel, 6:7] > CLOSED_ABOVE).astype(np.float64))
         ids.append(np.full(len(sel), ep))
     return np.concatenate(frames), {t: np.concatenate(v) for t, v in targets.items()}, np.concatenate(ids)
 
@@ -99,6 +106,11 @@ def probe(Xtr, Ytrs: dict, ids_tr, Xte, Ytes: dict) -> dict:
     inner, full = Ridge(Xtr[~m]), Ridge(Xtr)
     out = {}
     for t, Y in Ytrs.items():
+        if t == GRIPPER:  # a linear classifier: the ridge fit to 0/1, thresholded; scored by accuracy
+            acc = lambda Y, P: float(((P > 0.5) == (Y > 0.5)).mean())
+            best = max(LAMBDAS, key=lambda lam: acc(Y[m], inner.fit(Y[~m], lam)(Xtr[m])))
+            out[t] = (acc(Ytes[t], full.fit(Y, best)(Xte)), best)
+            continue
         best = max(LAMBDAS, key=lambda lam: r2(Y[m], inner.fit(Y[~m], lam)(Xtr[m])))
         out[t] = (r2(Ytes[t], full.fit(Y, best)(Xte)), best)
     return out
@@ -133,6 +145,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--val-fraction", type=float, default=0.1, help="held-out split (as in training)")
     ap.add_argument("--seed", type=int, default=0, help="held-out split seed (as in training)")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--gripper", action="store_true", help="also score a linear read-out of 'is the hand closed?' (accuracy)")
+    ap.add_argument("--readout", default="checkpoints/readout_sim_workspace.safetensors", help="with --gripper: the CNN readout to compare")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--card", default=None, help="model card (.md) whose '## Linear probe' section to write")
     args = ap.parse_args(argv)
@@ -149,6 +163,9 @@ def main(argv=None) -> dict:
     t0 = time.time()
     f_tr, y_tr, id_tr = collect(ds, train_eps, args.camera, args.frame_step)
     f_te, y_te, _ = collect(ds, test_eps, args.camera, args.frame_step)
+    targets = (*TARGETS, GRIPPER) if args.gripper else TARGETS
+    if not args.gripper:
+        y_tr.pop(GRIPPER), y_te.pop(GRIPPER)
     print(f"probe data: {len(f_tr)} train frames ({len(train_eps)} episodes), {len(f_te)} held-out frames "
           f"({len(test_eps)} episodes), decoded in {time.time() - t0:.0f} s")
 
@@ -168,13 +185,21 @@ def main(argv=None) -> dict:
         for kind, Xtr, Xte in (("mean_pool", mtr, mte), ("flatten", ftr, fte)):
             rows.append((f"{name}/{kind}", Xtr, Xte, fps))
     rows.append(("pixels_24x24", pixels(f_tr), pixels(f_te), None))
-    print(f"{'features':28s} {'dim':>6s} " + " ".join(f"{t.split('.')[-1] + ' R2':>14s}" for t in TARGETS))
+    print(f"{'features':28s} {'dim':>6s} " + " ".join(f"{t.split('.')[-1] + ' R2':>14s}" for t in TARGETS)
+          + (f" {'gripper acc':>14s}" if args.gripper else ""))
     for label, Xtr, Xte, fps in rows:
         scores = {}
         for t, (score, lam) in probe(Xtr, y_tr, id_tr, Xte, y_te).items():
             scores[t], scores[t + "/lambda"] = score, lam
         results["r2"][label] = {"dim": int(Xtr.shape[1]), **scores}
-        print(f"{label:28s} {Xtr.shape[1]:6d} " + " ".join(f"{scores[t]:14.3f}" for t in TARGETS))
+        print(f"{label:28s} {Xtr.shape[1]:6d} " + " ".join(f"{scores[t]:14.3f}" for t in targets))
+    if args.gripper:
+        from vjepa_planning.worldmodel.readout import accuracy
+
+        readout = checkpoints.load_module(args.readout, kind="readout")
+        acc = accuracy(readout, f_te, y_te[GRIPPER][:, 0] > 0.5)
+        results["gripper_readout"] = {"path": str(args.readout), "accuracy": acc}
+        print(f"{'gripper readout (CNN)':28s} {'':6s} " + " ".join(f"{'':14s}" for _ in TARGETS) + f" {acc:14.3f}")
     results["elapsed_s"] = round(time.time() - t0, 1)
     if args.card:
         write_card_section(Path(args.card), results, argv if argv is not None else sys.argv[1:])

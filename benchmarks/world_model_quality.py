@@ -56,17 +56,20 @@ class Episode:
 
 def phase_and_goal(task: str, oracle, n_goals: int) -> tuple[str, int]:
     """The phase the oracle's last action belongs to, and which goal photo that phase plans toward (grasp: the
-    hand closed on the cube, then the goal; pick-and-place: the same, then held above the spot, then the goal)."""
+    hand open around the cube, closed on it, then the goal; pick-and-place: the same two, then held above the
+    spot, then the goal)."""
     if task == "reach":
         return "reach", n_goals - 1
     if task == "reach_with_object":
         return "carry", n_goals - 1
-    if oracle.phase in ("above", "descend", "close"):
-        return ("close" if oracle.phase == "close" else "approach"), 0
+    if oracle.phase in ("above", "descend"):
+        return "approach", 0
+    if oracle.phase == "close":
+        return "close", 1
     if task == "grasp" or oracle.phase == "lift":
-        return "lift", 1
+        return "lift", 2
     if oracle.place_phase == "carry":
-        return "carry", 1
+        return "carry", 2
     return "release", n_goals - 1
 
 

@@ -4,6 +4,7 @@ time plans on)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,17 +24,22 @@ def world_model_overrides(spec: str) -> list[str]:
     return [f"world_model={name}"] + ([f"world_model.path={path}"] if path else [])
 
 
+READOUT_SOURCES = ("safetensors", "official")  # world-model sources that take a gripper readout (world_model.readout)
+
+
 def load_world_model(cfg: Mapping[str, Any]):
+    from vjepa_planning.worldmodel.checkpoints import load_module
     from vjepa_planning.worldmodel.compute_dtype import resolve_compile, resolve_dtype
     from vjepa_planning.worldmodel.world_model import VJEPAWorldModel
 
     dtype, _ = resolve_dtype(cfg["dtype"], cfg["device"])
     compiled, _ = resolve_compile(cfg.get("compile", False), cfg["device"])
     kw = dict(device=cfg["device"], dtype=dtype, max_batch=cfg.get("max_batch"), compile=compiled)
+    if cfg["source"] in READOUT_SOURCES and cfg.get("readout"):
+        kw["readout"] = load_module(resolve_path(cfg["readout"], "world_model.readout"), kind="readout")
     if cfg["source"] == "safetensors":
         enc, pred = resolve_path(cfg["encoder"], "world_model.encoder"), resolve_path(cfg["predictor"], "world_model.predictor")
-        readout = resolve_path(cfg["readout"], "world_model.readout") if cfg.get("readout") else None
-        return VJEPAWorldModel.from_safetensors(enc, pred, readout_path=readout, **kw)
+        return VJEPAWorldModel.from_safetensors(enc, pred, **kw)
     if cfg["source"] == "official":
         if not cfg.get("official_path"):
             raise ValueError("world_model.source=official needs world_model.official_path=/path/to/vjepa2-ac.pt")
@@ -55,7 +61,10 @@ def describe_compute(cfg: Mapping[str, Any]) -> str:
     if "compile" not in cfg:  # families without a compiled rollout (lewm)
         return text
     compiled, why_compiled = resolve_compile(cfg["compile"], cfg["device"])
-    return f"{text}, {'compiled' if compiled else 'eager'} rollout ({why_compiled})"
+    text = f"{text}, {'compiled' if compiled else 'eager'} rollout ({why_compiled})"
+    if cfg.get("readout") and cfg["source"] in READOUT_SOURCES:
+        text += f", gripper readout {Path(str(cfg['readout'])).name}"
+    return text
 
 
 def check_sim_camera(world_model_cfg: Mapping[str, Any], env_cfg: Mapping[str, Any], driver_cfg: Mapping[str, Any]) -> None:

@@ -235,8 +235,9 @@ class VJEPAWorldModel(nn.Module):
         enc = checkpoints.load_module(encoder_path, kind="encoder")
         pred = checkpoints.load_module(predictor_path, kind="predictor")
         check_encoder_pairing(enc, encoder_path, predictor_path)
-        readout = None if readout_path is None else checkpoints.load_module(readout_path, kind="readout")
-        return cls.from_modules(enc, pred, device=device, dtype=dtype, readout=readout, **kw)
+        if readout_path is not None:
+            kw["readout"] = checkpoints.load_module(readout_path, kind="readout")
+        return cls.from_modules(enc, pred, device=device, dtype=dtype, **kw)
 
     @classmethod
     def from_official(

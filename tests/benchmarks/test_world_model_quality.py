@@ -96,6 +96,6 @@ def test_real_oracle_episodes_are_labelled_in_phase_order(task):
     order = {"grasp": ["approach", "close", "lift"], "pick_and_place": ["approach", "close", "lift", "carry", "release"]}
     seen = [p for i, p in enumerate(ep.phases) if i == 0 or p != ep.phases[i - 1]]
     assert seen == order[task]
-    # each phase plans toward its stage's photo: the grasp sub-goal first, the final goal last
-    assert ep.goal_index[0] == 0 and ep.goal_index[-1] == len(ep.goals) - 1 == (1 if task == "grasp" else 2)
-    assert ep.goal_index[ep.phases.index("close")] == 0  # the close phase aims at the closed-hand photo
+    # each phase plans toward its stage's photo: the open hand around the cube first, the final goal last
+    assert ep.goal_index[0] == 0 and ep.goal_index[-1] == len(ep.goals) - 1 == (2 if task == "grasp" else 3)
+    assert ep.goal_index[ep.phases.index("close")] == 1  # the close phase aims at the closed-hand photo
