@@ -16,6 +16,8 @@ scores what planning needs:
   the predicted energy to the real next frame and to the stage's goal photo (the sub-goal photo the
   benchmark plans toward in that phase). `top1` is how often the executed action ranks first (chance 1/8);
   `grip` how often it beats the gripper-flipped one (chance 1/2): what grasping and releasing hinge on;
+  where the world model has a gripper readout, "gripper goal, planner's energy" adds the planner's
+  `gripper_goal_weight` x |imagined gripper - the photo's| (read by the readout) to the energy to the photo;
 * the energy landscape's argmin error: the energy to the real next frame over a 7 x 7 x 7 grid of Δxyz
   (±7.5 cm, the safety limit, 2.5 cm apart; the executed gripper), and how far (cm) its minimum lies from
   the executed Δxyz, next to the grid's own floor (how far the nearest grid point is). V-JEPA 2's
@@ -33,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm import tqdm
+
+from vjepa_planning.worldmodel.protocol import ReadsGripper
 
 TASKS = ("reach", "grasp", "reach_with_object", "pick_and_place")
 PHASES = ("reach", "approach", "close", "lift", "carry", "release")
@@ -129,10 +133,13 @@ def ranks_first(energy: torch.Tensor) -> bool:
     return bool(energy[0] < energy[1:].min())
 
 
-def score_episode(wm, ep: Episode, context_frames: int, stride: int = 1) -> list[dict]:
-    """One row per evaluated step (every `stride`-th step with two real frames after it)."""
+def score_episode(wm, ep: Episode, context_frames: int, stride: int = 1, gripper_goal_weight: float = 0.0) -> list[dict]:
+    """One row per evaluated step (every `stride`-th step with two real frames after it). With a world model
+    that reads the gripper (a readout) and a weight, "grip_goal_plan" also scores against the stage's photo
+    with the planner's whole energy: + weight x |imagined gripper - the photo's|."""
     z = wm.encode(np.stack(ep.images)).float()  # [T + 1, N, D]
     z_goals = wm.encode(np.stack(ep.goals)).float()  # [G, N, D]
+    reads = wm.gripper_closed(np.stack(ep.goals)) if gripper_goal_weight and isinstance(wm, ReadsGripper) else None  # [G] | None
     states = torch.tensor(np.stack(ep.states), dtype=torch.float32)  # [T + 1, 7]
     actions = torch.tensor(np.stack(ep.actions), dtype=torch.float32)  # [T, 7]
     rows = []
@@ -151,6 +158,10 @@ def score_episode(wm, ep: Episode, context_frames: int, stride: int = 1) -> list
         pred2 = wm.rollout_from(ctx, actions[t : t + 2][None])[0].float()  # [2, N, D]
         e_future = l1(pred1, z[t + 1][None])  # [351]
         e_goal = l1(pred1[: len(rank_a)], z_goals[ep.goal_index[t]][None])  # [8]
+        e_plan = e_goal
+        if reads is not None:
+            g_after = (float(ep.states[t][6]) + torch.tensor(rank_a[:, 6], dtype=torch.float32)).clamp(0.0, 1.0)  # [8]
+            e_plan = e_goal + gripper_goal_weight * (g_after - float(reads[ep.goal_index[t]])).abs()
         e_rank = e_future[: len(rank_a)]
         e_grid = e_future[len(rank_a) :].numpy()
         best = grid_a[int(np.argmin(e_grid))]
@@ -165,6 +176,7 @@ def score_episode(wm, ep: Episode, context_frames: int, stride: int = 1) -> list
                 "top1_goal": ranks_first(e_goal),
                 "grip_future": bool(e_rank[0] < e_rank[1]),
                 "grip_goal": bool(e_goal[0] < e_goal[1]),
+                "grip_goal_plan": bool(e_plan[0] < e_plan[1]),
                 "argmin_error_cm": float(100 * np.linalg.norm(best[:3] - executed[:3])),
                 "grid_floor_cm": float(100 * np.min(np.linalg.norm(grid_a[:, :3] - executed[:3], axis=1))),
                 "grid": e_grid.reshape(len(GRID), len(GRID), len(GRID)).tolist(),
@@ -188,7 +200,7 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
             "l1_model": m.mean(0).tolist(),
             "l1_copy": c.mean(0).tolist(),
             "l1_ratio": (m.mean(0) / c.mean(0)).tolist(),
-            **{k: float(np.mean([r[k] for r in sel])) for k in ("top1_future", "top1_goal", "grip_future", "grip_goal")},
+            **{k: float(np.mean([r[k] for r in sel])) for k in ("top1_future", "top1_goal", "grip_future", "grip_goal", "grip_goal_plan")},
             "argmin_error_cm": float(np.median([r["argmin_error_cm"] for r in sel])),
             "grid_floor_cm": float(np.median([r["grid_floor_cm"] for r in sel])),
         }
@@ -198,14 +210,15 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
 def markdown_table(summary: dict[str, dict]) -> str:
     head = (
         "| phase | steps | L1 step 1 model / copy (ratio) | L1 step 2 model / copy (ratio) | top-1 future | top-1 goal "
-        "| gripper future | gripper goal | argmin error (cm, median; grid floor) |\n|---|---|---|---|---|---|---|---|---|\n"
+        "| gripper future | gripper goal | gripper goal, planner's energy | argmin error (cm, median; grid floor) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
     for phase, s in summary.items():
         l1s = [f"{s['l1_model'][k]:.4f} / {s['l1_copy'][k]:.4f} ({s['l1_ratio'][k]:.2f})" for k in range(2)]
         lines.append(
             f"| {phase} | {s['n']} | {l1s[0]} | {l1s[1]} | {s['top1_future']:.0%} | {s['top1_goal']:.0%} "
-            f"| {s['grip_future']:.0%} | {s['grip_goal']:.0%} | {s['argmin_error_cm']:.1f} ({s['grid_floor_cm']:.1f}) |"
+            f"| {s['grip_future']:.0%} | {s['grip_goal']:.0%} | {s['grip_goal_plan']:.0%} | {s['argmin_error_cm']:.1f} ({s['grid_floor_cm']:.1f}) |"
         )
     return head + "\n".join(lines)
 
@@ -260,7 +273,7 @@ def main() -> None:
     jobs = [(task, seed) for task in tasks for seed in range(args.first_seed, args.first_seed + args.episodes)]
     for task, seed in tqdm(jobs, desc="world-model quality", unit="ep"):
         ep = collect_episode(task, seed, int(cfg.env.image_size), str(cfg.env.camera), args.noise)
-        rows.extend(score_episode(wm, ep, context_frames, args.stride))
+        rows.extend(score_episode(wm, ep, context_frames, args.stride, float(cfg.planner.gripper_goal_weight)))
     summary = summarise(rows)
     files = cfg.world_model.path if cfg.world_model.source == "lewm" else f"{cfg.world_model.encoder} + {cfg.world_model.predictor}"
     print(f"world model: {files}, camera {cfg.env.camera}, "

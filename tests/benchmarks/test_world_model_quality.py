@@ -99,3 +99,30 @@ def test_real_oracle_episodes_are_labelled_in_phase_order(task):
     # each phase plans toward its stage's photo: the open hand around the cube first, the final goal last
     assert ep.goal_index[0] == 0 and ep.goal_index[-1] == len(ep.goals) - 1 == (2 if task == "grasp" else 3)
     assert ep.goal_index[ep.phases.index("close")] == 1  # the close phase aims at the closed-hand photo
+
+
+def test_the_planners_gripper_term_decides_where_the_embedding_cannot():
+    """Blind to actions, the embedding ties the executed and the gripper-flipped action; with a readout of the
+    goal photo the planner's energy prefers whichever moves the gripper toward the photo's."""
+
+    class Reading(StateWorldModel):
+        def __init__(self, states, closed):
+            super().__init__(states, exact=False)
+            self.closed = closed
+
+        def gripper_closed(self, frames):
+            return torch.full((len(frames),), self.closed)
+
+    ep, states = synthetic_episode()  # every executed action closes the hand by 0.3 (to 1 at most)
+
+    def toward(t: int, closed: float) -> bool:  # does the executed action leave the gripper nearer the photo's?
+        g, (executed, flipped) = states[t][6], wmq.ranking_candidates(ep.actions[t], states[t][6])[:2]
+        return abs(np.clip(g + executed[6], 0, 1) - closed) < abs(np.clip(g + flipped[6], 0, 1) - closed)
+
+    for closed in (1.0, 0.0):
+        rows = wmq.score_episode(Reading(states, closed), ep, context_frames=1, gripper_goal_weight=0.05)
+        assert [r["grip_goal_plan"] for r in rows] == [toward(r["step"], closed) for r in rows]
+        assert not any(r["grip_goal"] for r in rows)
+    assert len({toward(t, 1.0) for t in range(len(ep.actions) - 1)}) == 2  # both answers occur
+    rows = wmq.score_episode(Reading(states, 1.0), ep, context_frames=1)  # no weight: the embedding alone
+    assert not any(r["grip_goal_plan"] for r in rows)
