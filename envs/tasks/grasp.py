@@ -41,18 +41,20 @@ class GraspTask(Task):
         return PickOracle(spec, lift_to=np.array(spec.goal_ee))
 
     def subgoals(self, spec: EpisodeSpec) -> list[GoalPose]:
-        return [pregrasp_pose(spec), grasp_pose(spec)]
+        return grasp_stages(spec)
 
 
-def pregrasp_pose(spec: EpisodeSpec) -> GoalPose:
-    """The open hand around the cube where it rests: the first sub-goal of grasp and pick-and-place. Only the
-    gripper differs from the next (`grasp_pose`), so the hand arrives open and closes there."""
+def grasp_stages(spec: EpisodeSpec) -> list[GoalPose]:
+    """The sub-goals of taking the cube where it rests: the open hand around it, then the hand closed on it (grasp
+    and pick-and-place start with these). The two photos differ in the fingers only, so the hand arrives open
+    and closes there. (A first photo of the open hand 6 cm above the cube, as the oracle comes down, did no
+    better on the tuning seeds 2000-2039: grasp 34/40 against 30/40, pick-and-place 31/40 against 32/40.)"""
     cube = spec.cube_start
-    return GoalPose(ee=(cube[0], cube[1], GRASP_HEIGHT), gripper=0.0, cube=tuple(cube), pinch=False)
+    return [GoalPose(ee=(cube[0], cube[1], GRASP_HEIGHT), gripper=0.0, cube=tuple(cube), pinch=False), grasp_pose(spec)]
 
 
 def grasp_pose(spec: EpisodeSpec) -> GoalPose:
-    """The hand closed on the cube where it rests: the second sub-goal of grasp and pick-and-place."""
+    """The hand closed on the cube where it rests (the last of `grasp_stages`)."""
     cube = spec.cube_start
     return GoalPose(ee=(cube[0], cube[1], GRASP_HEIGHT), gripper=1.0, cube=tuple(cube), pinch=True)
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from vjepa_planning.envs.scene import FrankaScene
 from vjepa_planning.envs.tasks.base import CUBE_BELOW_EE, GRASP_HEIGHT, EpisodeSpec, GoalPose, Task, sample_far_from, sample_table_xy
-from vjepa_planning.envs.tasks.grasp import PickOracle, grasp_pose, pregrasp_pose
+from vjepa_planning.envs.tasks.grasp import PickOracle, grasp_stages
 
 SUCCESS_RADIUS = 0.05
 CARRY_HEIGHT = GRASP_HEIGHT + 0.10
@@ -41,10 +41,10 @@ class PickAndPlaceTask(Task):
         return PlaceOracle(spec)
 
     def subgoals(self, spec: EpisodeSpec) -> list[GoalPose]:
-        """Open around the cube, closed on it, then holding it above the goal spot; the goal photo shows it put down."""
+        """Take the cube (`grasp_stages`), then hold it above the goal spot; the goal photo shows it put down."""
         above = (spec.goal_cube[0], spec.goal_cube[1], CARRY_HEIGHT)
         carried = GoalPose(ee=above, gripper=1.0, cube=(above[0], above[1], above[2] - CUBE_BELOW_EE), pinch=True)
-        return [pregrasp_pose(spec), grasp_pose(spec), carried]
+        return [*grasp_stages(spec), carried]
 
 
 class PlaceOracle(PickOracle):
