@@ -8,9 +8,10 @@ import pytest
 import torch
 from synthetic_datasets import write_square_dataset
 
-from vjepa_planning.apps import post_train, pretrain_encoder, train_lewm
+from vjepa_planning.apps import fit_readout, post_train, pretrain_encoder, train_lewm
 from vjepa_planning.configs import compose_config
 from vjepa_planning.worldmodel import checkpoints
+from vjepa_planning.worldmodel.data.lerobot import LeRobotDataset
 from vjepa_planning.worldmodel.world_model import VJEPAWorldModel
 
 TINY_ENCODER = ["encoder.name=vit_micro", "encoder.img_size=32", "encoder.patch_size=8",
@@ -100,6 +101,49 @@ def test_train_lewm_refuses_a_collapse_with_exit_code_1(tmp_path, capsys):
                             "train.min_effective_rank=1000", *TINY_LEWM])
     assert code == 1 and "collapsed at step 2" in capsys.readouterr().err
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def write_gripper_dataset(root, episodes: int = 8, length: int = 12, size: int = 32):
+    """Episodes whose 'hand' (two bright bars) closes halfway through: the gap between the bars fills in, and
+    the measured gripper goes from 0 to 0.47 (pinching) or 1 (closed on nothing)."""
+    from vjepa_planning.worldmodel.data.lerobot import DatasetWriter
+
+    rng = np.random.default_rng(0)
+    with DatasetWriter(root, 4, {"workspace": (size, size)}, {}, fsync=False) as w:
+        for ep in range(episodes):
+            r, q = rng.integers(2, size - 10, 2)
+            for t in range(length):
+                closed = t >= length // 2
+                img = rng.integers(0, 90, (size, size, 3), dtype=np.uint8)
+                img[r : r + 8, q : q + 3] = img[r : r + 8, q + 5 : q + 8] = 220
+                if closed:
+                    img[r : r + 8, q + 3 : q + 5] = 220
+                state = np.array([0.5, 0.0, 0.2, np.pi, 0, 0, (0.47 if ep % 2 else 1.0) if closed else 0.0], np.float32)
+                w.add_frame(state, np.zeros(7, np.float32), {"workspace": img}, "grasp")
+            w.save_episode()
+    return root
+
+
+def test_fit_readout_then_plan_with_it(tmp_path, capsys, tiny_world_model_files):
+    from vjepa_planning.control.build import load_world_model
+
+    data, out = write_gripper_dataset(tmp_path / "data", episodes=32), tmp_path / "readout.safetensors"
+    fit_readout.main(["--data", str(data), "--out", str(out), "img_size=32", "epochs=8", "batch_size=32", "frame_step=1", "val_fraction=0.25"])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["val_frames"] > 0 and summary["val_accuracy"] > 0.9 and summary["closed_share"] == 0.5
+    card = (tmp_path / "readout.md").read_text()
+    assert "fit-readout --data" in card and f"{summary['val_accuracy']:.4f}" in card
+    cfg = compose_config("plan_goal", [*tiny_world_model_files, f"world_model.readout={out}"])
+    wm = load_world_model(cfg.world_model)
+    frames = LeRobotDataset(data).episode_frames(0, "workspace")
+    p = wm.gripper_closed(frames).numpy()
+    assert (p[-1] > 0.5 > p[0]) and wm.readout is not None
+    # A dataset whose hand never closes cannot teach it: refused in one line, nothing written.
+    open_only = make_dataset(tmp_path / "open_only")
+    capsys.readouterr()
+    assert fit_readout.main(["--data", str(open_only), "--camera", "exterior", "--out", str(tmp_path / "x.safetensors")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "open and with it closed" in err and not (tmp_path / "x.safetensors").exists()
 
 
 def test_cfg_flag_prints_the_config(capsys):
