@@ -11,6 +11,10 @@ share of the elites kept for the next iteration and, shifted by one step, for th
 `grad_steps` then refines the returned plan by gradient descent on its energy through the world
 model's differentiable rollout (world models that offer `rollout_differentiable`).
 
+Energy: the L1 distance of the predicted embedding to the goal's, plus `gripper_cost` x |gripper deltas| and,
+where the world model reads the goal image's gripper (a readout; `plan(goal_gripper=...)`),
+`gripper_goal_weight` x |imagined gripper after the horizon - the goal's|.
+
 Action layout (DESIGN.md): [dx, dy, dz, droll, dpitch, dyaw, dgripper]. By default the search covers
 xyz and the gripper; rotation is held at zero (as V-JEPA 2-AC does) unless `search_rotation`.
 """

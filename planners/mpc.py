@@ -59,6 +59,9 @@ class LatentMPC:
         self.z_goal = self.world_model.encode(goal_image)  # [1, N, D]
         closed = self.world_model.gripper_closed(goal_image) if isinstance(self.world_model, ReadsGripper) else None
         self.goal_gripper = None if closed is None else float(closed[0])
+        if self.goal_gripper is not None and not np.isfinite(self.goal_gripper):
+            log.warning("goal image: the gripper readout gave %s; planning without it for this goal", self.goal_gripper)
+            self.goal_gripper = None
         if self.goal_gripper is not None:
             log.info("goal image: the gripper readout sees the hand %s (p(closed) = %.2f)",
                      "closed" if self.goal_gripper > 0.5 else "open", self.goal_gripper)

@@ -59,7 +59,7 @@ def test_the_goal_images_gripper_reaches_the_planner(tiny_wm):
             return super().plan(*args, **kw)
 
     cfg = PlannerConfig(horizon=2, num_samples=8, iterations=1, num_elites=2, seed=0)
-    for closed, expected in ((0.9, 0.9), (None, None)):
+    for closed, expected in ((0.9, 0.9), (None, None), (float("nan"), None)):  # a NaN reading is dropped, not planned on
         wm = Reading(tiny_wm, closed)
         mpc = LatentMPC(wm, Spy(wm, cfg))
         mpc.set_goal(frame(99))
