@@ -3,7 +3,7 @@ frames and measured gripper states.
 
 Why it exists: the shipped encoder sees a frame as 6 x 6 tokens of a 96 px crop, and the fingers are a
 few pixels of one or two of them. Its tokens tell an open hand from a closed one on 78% of held-out frames
-(a linear read-out; a one-hidden-layer MLP does no better), so the embedding distance to a goal photo
+with a linear read-out (`benchmarks/linear_probe.py --gripper`), so the embedding distance to a goal photo
 barely changes with the gripper, and a planner steered by it alone closes the hand early, or never (README,
 "how the default got here"). The same frames at 128 px tell it on > 99% with this CNN. The planner reads
 each goal image with it once (`VJEPAWorldModel.gripper_closed`) and scores every candidate's imagined
