@@ -187,7 +187,7 @@ def measure(args, cfg, dtype_setting: str, compile_setting, peaks: dict) -> dict
         f"achieved:            {achieved:.1f} GFLOP/s ({flops / 1e9:.1f} GFLOP per action, {counted.candidates} candidates), "
         f"{100 * achieved / peaks[dtype]:.0f}% of the {peak_note(device, dtype, peaks)}"
     )
-    return {"dtype": dtype_name(dtype) + (" compiled" if compiled else ""), "cached_s": med_c, "reference_s": med_r, "gflop": flops / 1e9, "gflops": achieved}
+    return {"dtype": dtype_name(dtype) + (" compiled" if compiled else " eager"), "cached_s": med_c, "reference_s": med_r, "gflop": flops / 1e9, "gflops": achieved}
 
 
 def main() -> None:
