@@ -4,8 +4,8 @@
     python benchmarks/planning_speed.py --official-size   # ViT-g width, 256 patches, 24x1024 predictor (GPU)
     python benchmarks/planning_speed.py --world-models sim lewm   # the V-JEPA pair and LeWM side by side
 
-Runs the CEM planner as plan-goal does (context of `context_frames` observed frames, horizon, samples,
-iterations from configs/planner/cem.yaml unless overridden) on real sim frames, first with the cached
+Runs the default planner as plan-goal does (context of `context_frames` observed frames, horizon, samples,
+iterations from its configs/planner/ preset unless overridden, e.g. `planner=cem`) on real sim frames, first with the cached
 rollout and then with a rollout that re-runs the whole history at every imagined step (as the public
 V-JEPA 2-AC code does), and prints the median seconds per action of each and their ratio. FLOPs of one
 planning call are counted with torch's FlopCounterMode; achieved GFLOP/s is compared with a dense
@@ -187,7 +187,7 @@ def measure(args, cfg, dtype_setting: str, compile_setting, peaks: dict) -> dict
         f"achieved:            {achieved:.1f} GFLOP/s ({flops / 1e9:.1f} GFLOP per action, {counted.candidates} candidates), "
         f"{100 * achieved / peaks[dtype]:.0f}% of the {peak_note(device, dtype, peaks)}"
     )
-    return {"dtype": dtype_name(dtype) + (" compiled" if compiled else " eager"), "cached_s": med_c, "reference_s": med_r, "gflop": flops / 1e9, "gflops": achieved}
+    return {"dtype": dtype_name(dtype), "rollout": "compiled" if compiled else "eager", "cached_s": med_c, "reference_s": med_r, "gflop": flops / 1e9, "gflops": achieved}
 
 
 def main() -> None:
@@ -231,7 +231,7 @@ def main() -> None:
         for r in results[1:]:
             faster = base["cached_s"] / r["cached_s"]
             how = f"{faster:.2f}x faster" if faster >= 1 else f"{1 / faster:.2f}x slower"
-            print(f"\n{r['world_model']} {r['dtype']} vs {base['world_model']} {base['dtype']}: "
+            print(f"\n{r['world_model']} {r['dtype']} {r['rollout']} vs {base['world_model']} {base['dtype']} {base['rollout']}: "
                   f"{r['cached_s'] / base['cached_s']:.3f}x the time per action (cached rollout; {how})")
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def test_planning_speed_names_an_emulated_matmul_and_measures_a_preset(one_torch
     args = argparse.Namespace(official_size=False, random_init=True, repeats=1, profile=3)
     cfg = compose_config("plan_goal", ["planner=icem", "planner.num_samples=16", "planner.num_elites=4", "planner.iterations=2"])
     row = planning_speed.measure(args, cfg, "float32", "false", {torch.float32: 100.0})
-    assert row["dtype"] == "float32" and row["cached_s"] > 0 and row["gflop"] > 0
+    assert row["dtype"] == "float32" and row["rollout"] == "eager" and row["cached_s"] > 0 and row["gflop"] > 0
     out = capsys.readouterr().out
     assert "eager rollout (set explicitly)" in out and "icem, context 4 frames" in out and "candidates" in out
     assert "Self CPU" in out  # --profile: the profiler table of one plan
