@@ -4,7 +4,8 @@ A planner reaches the world model only through `rollout(z, state, actions)` (wor
 the context (z0, state0) is encoded once, every iteration rolls out a batch of K candidate sequences
 from it, scores them, and refits the sampling distribution. CEM and MPPI differ only in that refit.
 
-iCEM (Pinneri et al., 2020) is CEM with four sampling options, all off by default: coloured noise
+iCEM (Pinneri et al., 2020), the shipped default (configs/planner/icem.yaml), is CEM with four sampling
+options, all off in PlannerConfig's defaults (plain CEM): coloured noise
 along the horizon (`noise_beta`), a sample count that shrinks by `sample_decay` per iteration, a
 share of the elites kept for the next iteration and, shifted by one step, for the next control step
 (`keep_elites`), and an early stop once the elites' mean energy improves by less than `stop_tol`.
@@ -37,8 +38,9 @@ ACTION_DIM = 7
 
 @dataclass(frozen=True)
 class PlannerConfig:
-    """Every sampling setting and its default: the shipped CEM (configs/planner/cem.yaml names only
-    what it changes; the `planner` config group is typed by this class, configs/__init__.py)."""
+    """Every sampling setting and its default: plain CEM (configs/planner/cem.yaml names only what it
+    changes; icem.yaml, the shipped default, turns on iCEM's options; the `planner` config group is typed
+    by this class, configs/__init__.py)."""
 
     horizon: int = 2
     num_samples: int = 128

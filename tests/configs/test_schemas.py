@@ -14,11 +14,16 @@ from vjepa_planning.worldmodel.pretrain import PretrainConfig, pretrain_config
 from vjepa_planning.worldmodel.train import TrainConfig
 
 
-def test_the_default_preset_is_the_dataclass_defaults():
-    cfg = compose_config("plan_goal").planner
+def test_the_cem_preset_is_the_dataclass_defaults():
+    cfg = compose_config("plan_goal", ["planner=cem"]).planner
     assert planner_config(cfg) == PlannerConfig()  # every sampling setting comes from the dataclass
     own = set(OmegaConf.load(CONFIG_DIR / "planner" / "cem.yaml")) - {"defaults"}
     assert own == {"name", "context_frames"}  # cem.yaml repeats no default
+
+
+def test_plan_goal_and_sim_benchmark_default_to_the_same_planner():
+    goal, bench = compose_config("plan_goal").planner, compose_config("sim_benchmark").planner
+    assert goal.name == "icem" and goal == bench  # what sim-benchmark measures is what plan-goal runs
 
 
 @pytest.mark.parametrize("preset", ["icem", "cem_grad", "mppi"])

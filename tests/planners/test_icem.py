@@ -118,7 +118,7 @@ def test_presets_inherit_cem_and_build(preset, tiny_wm):
     from vjepa_planning.configs import compose_config
     from vjepa_planning.control.build import make_mpc
 
-    cem = compose_config("plan_goal", []).planner
+    cem = compose_config("plan_goal", ["planner=cem"]).planner
     cfg = compose_config("plan_goal", [f"planner={preset}"]).planner
     assert cfg.name == preset and cfg.num_samples == cem.num_samples and cfg.horizon == cem.horizon
     mpc = make_mpc(tiny_wm, cfg)
