@@ -105,7 +105,7 @@ def fit_gripper_readout(frames: np.ndarray, closed: np.ndarray, *, epochs: int =
                 right += int(((logits > 0) == (y[idx] > 0.5)).sum())
                 seen += len(idx)
                 bar.update()
-                bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss):.4f}")
+                bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.4f}")
     readout.eval().requires_grad_(False)
     val = None if val_frames is None or len(val_frames) == 0 else accuracy(readout, val_frames, val_closed)
     return ReadoutFit(readout, right / max(1, seen), val)
