@@ -4,10 +4,10 @@
     python benchmarks/planning_speed.py --official-size   # ViT-g width, 256 patches, 24x1024 predictor (GPU)
     python benchmarks/planning_speed.py --world-models sim lewm   # the V-JEPA pair and LeWM side by side
 
-Runs the default planner as plan-goal does (context of `context_frames` observed frames, horizon, samples,
-iterations from its configs/planner/ preset unless overridden, e.g. `planner=cem`) on real sim frames, first with the cached
-rollout and then with a rollout that re-runs the whole history at every imagined step (as the public
-V-JEPA 2-AC code does), and prints the median seconds per action of each and their ratio. FLOPs of one
+Runs the default planner as plan-goal does (context of `context_frames` observed frames, horizon,
+samples, iterations from its configs/planner/ preset unless overridden, e.g. `planner=cem`) on real sim
+frames, first with the cached rollout and then with a rollout that re-runs the whole history at every
+imagined step (as the public V-JEPA 2-AC code does), and prints the median seconds per action of each and their ratio. FLOPs of one
 planning call are counted with torch's FlopCounterMode; achieved GFLOP/s is compared with a dense
 matmul measured on the same device and dtype; a dtype the CPU only emulates is named as such.
 
