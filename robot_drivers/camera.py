@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from vjepa_planning.robot_pose.imaging import center_square_crop
+
 log = logging.getLogger(__name__)
 
 
@@ -34,10 +36,8 @@ class Camera(Protocol):
 
 def center_square(frame: np.ndarray, size: int, resize=None) -> np.ndarray:
     """Centre square crop of an [H, W, 3] frame, resized to [size, size, 3] (with `resize(img, size)`)."""
-    h, w = frame.shape[:2]
-    s = min(h, w)
-    y0, x0 = (h - s) // 2, (w - s) // 2
-    crop = frame[y0 : y0 + s, x0 : x0 + s]
+    crop = center_square_crop(frame)  # [s, s, 3]
+    s = crop.shape[0]
     if s == size:
         return np.ascontiguousarray(crop)
     if resize is not None:

@@ -3,14 +3,9 @@
 At the API boundary images are uint8 ``[..., H, W, 3]`` (numpy array or torch tensor).
 The encoder takes float ``[B, 3, T, S, S]``. Steps: centre square crop (side = min(H, W)),
 antialiased resize to S x S, scale to [0, 1], ImageNet mean / std, channels first.
-A clip shorter than one tubelet is filled by repeating its frames (V-JEPA 2 encodes a
-single image as the same frame twice).
 
-Two entry points, differing only in how the leading dimensions are read:
-  ``preprocess_clip``:   [H, W, 3] (one image), [T, H, W, 3] (one clip) or [B, T, H, W, 3]
-                         -> [B, 3, T', S, S], T' = max(T, tubelet).
-  ``preprocess_frames``: [H, W, 3] or [B, H, W, 3], every image its own clip
-                         -> [B, 3, tubelet, S, S] (what V-JEPA 2-AC does per frame).
+``preprocess_frames``: [H, W, 3] or [B, H, W, 3], every image its own clip, repeated to fill
+one tubelet -> [B, 3, tubelet, S, S] (V-JEPA 2-AC encodes a single image as the same frame twice).
 """
 
 from __future__ import annotations
@@ -20,6 +15,8 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from vjepa_planning.robot_pose.imaging import center_square_crop
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -46,10 +43,8 @@ def _crop_resize_normalise(
     x: torch.Tensor, size: int, interpolation: Interp, mean, std, dtype: torch.dtype, device
 ) -> torch.Tensor:
     """x: uint8 [M, H, W, 3] -> float [M, 3, size, size]."""
-    M, H, W, _ = x.shape
-    side = min(H, W)
-    top, left = (H - side) // 2, (W - side) // 2
-    x = x[:, top : top + side, left : left + side]  # [M, side, side, 3]  centre square crop
+    x = center_square_crop(x)  # [M, side, side, 3]
+    side = x.shape[1]
     x = x.to(device).permute(0, 3, 1, 2).float().div_(255.0)  # [M, 3, side, side] in [0, 1]
     if side != size:
         x = F.interpolate(x, size=(size, size), mode=interpolation, antialias=True, align_corners=False)
@@ -58,37 +53,6 @@ def _crop_resize_normalise(
     m = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
     s = torch.tensor(std, device=x.device).view(1, 3, 1, 1)
     return ((x - m) / s).to(dtype)  # [M, 3, size, size]
-
-
-def preprocess_clip(
-    frames,
-    size: int,
-    tubelet_size: int = 2,
-    *,
-    interpolation: Interp = "bilinear",
-    mean=IMAGENET_MEAN,
-    std=IMAGENET_STD,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """[H, W, 3] | [T, H, W, 3] | [B, T, H, W, 3] uint8 -> [B, 3, T', S, S] float (T' = max(T, tubelet)).
-    T must be below the tubelet size (then frames are repeated) or a multiple of it."""
-    x = _as_uint8_tensor(frames, "frames")
-    if x.ndim == 3:
-        x = x[None, None]  # [1, 1, H, W, 3]
-    elif x.ndim == 4:
-        x = x[None]  # [1, T, H, W, 3]
-    elif x.ndim != 5:
-        raise ValueError(f"frames must be [H, W, 3], [T, H, W, 3] or [B, T, H, W, 3]; got {tuple(x.shape)}")
-    B, T, H, W, _ = x.shape
-    if T < tubelet_size:
-        reps = -(-tubelet_size // T)
-        x = x.repeat_interleave(reps, dim=1)[:, :tubelet_size]  # [B, tubelet, H, W, 3]
-    elif T % tubelet_size:
-        raise ValueError(f"frames: clip of {T} frames is not a multiple of the tubelet size {tubelet_size}")
-    T = x.shape[1]
-    y = _crop_resize_normalise(x.flatten(0, 1), size, interpolation, mean, std, dtype, device)  # [B*T, 3, S, S]
-    return y.unflatten(0, (B, T)).transpose(1, 2).contiguous()  # [B, 3, T, S, S]
 
 
 def preprocess_frames(

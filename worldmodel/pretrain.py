@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vjepa_planning.robot_pose.imaging import center_square_crop
 from vjepa_planning.worldmodel import checkpoints
 from vjepa_planning.worldmodel.encoder import Block, VisionTransformer, build_encoder, init_vit_weights
 from vjepa_planning.worldmodel.lewm.sigreg import random_directions, sigreg
@@ -44,11 +45,9 @@ log = logging.getLogger(__name__)
 def resize_frames_uint8(frames: np.ndarray, size: int) -> torch.Tensor:
     """uint8 [T, H, W, 3] -> uint8 [T, size, size, 3]: centre square crop + antialiased bilinear
     resize, the geometry of ``preprocess.preprocess_frames`` (only rounded back to uint8)."""
-    x = torch.from_numpy(np.ascontiguousarray(frames))
-    _, H, W, _ = x.shape
-    side = min(H, W)
-    top, left = (H - side) // 2, (W - side) // 2
-    x = x[:, top : top + side, left : left + side].permute(0, 3, 1, 2).float()  # [T, 3, side, side]
+    x = torch.from_numpy(np.ascontiguousarray(center_square_crop(frames)))  # [T, side, side, 3]
+    side = x.shape[1]
+    x = x.permute(0, 3, 1, 2).float()  # [T, 3, side, side]
     if side != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()  # [T, S, S, 3]

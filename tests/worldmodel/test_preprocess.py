@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from vjepa_planning.worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess_clip, preprocess_frames
+from vjepa_planning.worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess_frames
 
 
 def test_single_image_fills_a_tubelet_and_is_normalised():
     img = np.full((48, 64, 3), 255, dtype=np.uint8)
-    x = preprocess_clip(img, 32)
+    x = preprocess_frames(img, 32)
     assert x.shape == (1, 3, 2, 32, 32) and x.dtype == torch.float32
     expected = (1.0 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
     torch.testing.assert_close(x[0, :, 0, 5, 5], expected)
@@ -32,28 +32,21 @@ def test_resize_is_antialiased_average():
     assert (grey - 0.5).abs().max() < 0.05  # without antialiasing this would be 0 or 1
 
 
-def test_shapes_of_clips_and_batches():
-    clip = torch.randint(0, 255, (4, 30, 30, 3), dtype=torch.uint8)
-    assert preprocess_clip(clip, 16).shape == (1, 3, 4, 16, 16)
-    assert preprocess_clip(clip[None].expand(2, -1, -1, -1, -1), 16).shape == (2, 3, 4, 16, 16)
-    assert preprocess_frames(clip, 16, tubelet_size=2).shape == (4, 3, 2, 16, 16)
-    assert preprocess_clip(clip, 16, dtype=torch.bfloat16).dtype == torch.bfloat16
+def test_shapes_of_batches():
+    images = torch.randint(0, 255, (4, 30, 30, 3), dtype=torch.uint8)
+    assert preprocess_frames(images, 16, tubelet_size=2).shape == (4, 3, 2, 16, 16)
+    assert preprocess_frames(images[0], 16, tubelet_size=4).shape == (1, 3, 4, 16, 16)
+    assert preprocess_frames(images, 16, dtype=torch.bfloat16).dtype == torch.bfloat16
 
 
 @pytest.mark.parametrize(
     "bad, fn, match",
     [
-        (np.zeros((8, 8, 3), dtype=np.float32), preprocess_clip, r"frames must be uint8.*float32.*\(8, 8, 3\)"),
+        (np.zeros((8, 8, 3), dtype=np.float32), preprocess_frames, r"images must be uint8.*float32.*\(8, 8, 3\)"),
         (
             torch.zeros(8, 8, 4, dtype=torch.uint8),
-            preprocess_clip,
-            r"frames must have shape \[\.\.\., H, W, 3\].*\(8, 8, 4\)",
-        ),
-        (torch.zeros(1, 1, 1, 8, 8, 3, dtype=torch.uint8), preprocess_clip, r"frames must be .*\(1, 1, 1, 8, 8, 3\)"),
-        (
-            torch.zeros(3, 8, 8, 3, dtype=torch.uint8),
-            preprocess_clip,
-            r"3 frames is not a multiple of the tubelet size 2",
+            preprocess_frames,
+            r"images must have shape \[\.\.\., H, W, 3\].*\(8, 8, 4\)",
         ),
         (torch.zeros(2, 2, 8, 8, 3, dtype=torch.uint8), preprocess_frames, r"images must be .*\(2, 2, 8, 8, 3\)"),
         ([[1, 2, 3]], preprocess_frames, r"images must be a uint8 numpy array or torch tensor; got list"),

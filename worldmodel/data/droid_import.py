@@ -41,6 +41,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vjepa_planning.robot_pose import canonical_state, state_deltas
+from vjepa_planning.robot_pose.imaging import center_square_crop
 from vjepa_planning.worldmodel.data.lerobot import DatasetError, DatasetWriter
 
 __all__ = [
@@ -123,11 +124,8 @@ def _square(frame: av.VideoFrame, size: int, stereo: bool) -> np.ndarray:
     img = frame.to_ndarray(format="rgb24")
     if stereo:  # side-by-side: keep the left view
         img = img[:, : img.shape[1] // 2]
-    h, w = img.shape[:2]
-    side = min(h, w)
-    y0, x0 = (h - side) // 2, (w - side) // 2
-    crop = np.ascontiguousarray(img[y0 : y0 + side, x0 : x0 + side])
-    if side == size:
+    crop = np.ascontiguousarray(center_square_crop(img))  # [side, side, 3]
+    if crop.shape[0] == size:
         return crop
     square = av.VideoFrame.from_ndarray(crop, format="rgb24")
     return square.reformat(width=size, height=size, format="rgb24", interpolation="AREA").to_ndarray()
