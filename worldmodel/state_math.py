@@ -55,11 +55,3 @@ def integrate_state(state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
     R = euler_xyz_to_matrix(action[..., 3:6]) @ euler_xyz_to_matrix(state[..., 3:6])  # [..., 3, 3]
     grip = (state[..., 6:] + action[..., 6:]).clamp(0.0, 1.0)
     return torch.cat([xyz, wrap_euler(matrix_to_euler_xyz(R)), grip], dim=-1).to(dtype)
-
-
-def state_delta(start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
-    """The action taking ``start`` to ``end`` (gripper unclipped): [..., 7] x [..., 7] -> [..., 7]."""
-    R0 = euler_xyz_to_matrix(start[..., 3:6])
-    R1 = euler_xyz_to_matrix(end[..., 3:6])
-    d_euler = matrix_to_euler_xyz(R1 @ R0.transpose(-1, -2))
-    return torch.cat([end[..., :3] - start[..., :3], d_euler, end[..., 6:] - start[..., 6:]], dim=-1)

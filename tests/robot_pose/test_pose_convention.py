@@ -17,7 +17,9 @@ from vjepa_planning.robot_pose import (
     state_deltas,
     wrap_euler,
 )
-from vjepa_planning.worldmodel.state_math import integrate_state, state_delta
+from state_reference import state_delta
+
+from vjepa_planning.worldmodel.state_math import integrate_state
 
 angles = st.floats(-3.0, 3.0)
 # Gripper-down poses: roll just above or just below pi (either side of atan2's ±pi seam), small tilts.

@@ -7,7 +7,9 @@ from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
 from vjepa_planning.robot_pose import wrap_euler
-from vjepa_planning.worldmodel.state_math import euler_xyz_to_matrix, integrate_state, matrix_to_euler_xyz, state_delta
+from state_reference import state_delta
+
+from vjepa_planning.worldmodel.state_math import euler_xyz_to_matrix, integrate_state, matrix_to_euler_xyz
 
 
 def test_euler_matches_scipy_extrinsic_xyz():

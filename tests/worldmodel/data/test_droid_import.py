@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.spatial.transform import Rotation
+from state_reference import state_delta
 
 from vjepa_planning.robot_pose import in_convention, state_deltas, wrap_euler
 from vjepa_planning.worldmodel import state_math
@@ -125,7 +126,7 @@ def test_state_deltas_agree_with_the_model_state_math() -> None:
     """The importer's numpy/scipy actions use the same convention as worldmodel.state_math (torch)."""
     states = native_states(60)[::4]
     ours = state_deltas(states)
-    ref = state_math.state_delta(torch.from_numpy(states[:-1]), torch.from_numpy(states[1:])).numpy()
+    ref = state_delta(torch.from_numpy(states[:-1]), torch.from_numpy(states[1:])).numpy()
     np.testing.assert_allclose(ours[:-1], ref, atol=1e-6)
     back = state_math.integrate_state(torch.from_numpy(states[:-1]), torch.from_numpy(ours[:-1].astype(np.float64)))
     back_rot = Rotation.from_euler("xyz", back[:, 3:6].numpy())
