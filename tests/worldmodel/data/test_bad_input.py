@@ -14,7 +14,7 @@ import pytest
 from wm_data_helpers import CAMS, FPS, episode_data, length_of, make_writer, strip_content_hashes, write_episode
 
 from vjepa_planning.worldmodel.data import DatasetError, DatasetWarning, LeRobotDataset
-from vjepa_planning.worldmodel.data.lerobot.video import _codec_options, _VideoEncoder
+from vjepa_planning.worldmodel.data.lerobot.video import VideoEncoder, codec_options
 from vjepa_planning.worldmodel.data.lerobot import reader as lerobot_reader
 from vjepa_planning.worldmodel.data.lerobot.format import EPISODE_EXTRAS_KEY
 
@@ -79,7 +79,7 @@ def state_rows(t: pa.Table) -> list[list[float]]:
 
 def short_video(root: Path, frames: int = LEN1 - 1) -> None:
     h, w = CAMS["front"]
-    enc = _VideoEncoder(root / FRONT1, FPS, h, w, "libx264", _codec_options("libx264", 20, 8))
+    enc = VideoEncoder(root / FRONT1, FPS, h, w, "libx264", codec_options("libx264", 20, 8))
     for t in range(frames):
         enc.write(np.full((h, w, 3), 100, np.uint8))
     enc.finish()
@@ -169,7 +169,7 @@ def test_fast_open_defers_decode_checks_to_load(ds_root: Path) -> None:
 def test_decoded_frame_count_must_match_data_rows(ds_root: Path, monkeypatch: pytest.MonkeyPatch, frames: int) -> None:
     strip_content_hashes(ds_root)  # written elsewhere: no content hashes for the fast open to check
     short_video(ds_root, frames)
-    monkeypatch.setattr(lerobot_reader, "_probe_video", lambda *a, **k: None)  # pretend the header looked fine
+    monkeypatch.setattr(lerobot_reader, "probe_video", lambda *a, **k: None)  # pretend the header looked fine
     ds = LeRobotDataset(ds_root)
     with pytest.raises(DatasetError, match=f"decoded {frames} frames but episode 1 has {LEN1} data rows") as err:
         ds.episode(1).images["front"]

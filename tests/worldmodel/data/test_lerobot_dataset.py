@@ -29,8 +29,8 @@ from wm_data_helpers import (
 )
 
 from vjepa_planning.worldmodel.data import DatasetError, DatasetWarning, DatasetWriter, LeRobotDataset, merge_datasets
-from vjepa_planning.worldmodel.data.lerobot.stats import _aggregate_stats, _array_stats
-from vjepa_planning.worldmodel.data.lerobot.video import _codec_options, _VideoEncoder
+from vjepa_planning.worldmodel.data.lerobot.stats import _aggregate_stats, array_stats
+from vjepa_planning.worldmodel.data.lerobot.video import VideoEncoder, codec_options
 
 HELPER = Path(__file__).with_name("wm_data_helpers.py")
 
@@ -206,7 +206,7 @@ def test_stats_carry_lerobot_quantiles_and_shapes(tmp_path: Path) -> None:
 def test_pooled_stats_equal_numpy(lengths: list[int], seed: int) -> None:
     rng = np.random.default_rng(seed)
     parts = [rng.normal(3.0, 2.0, size=(n, 4)) for n in lengths]
-    pooled = _aggregate_stats([_array_stats(p) for p in parts])
+    pooled = _aggregate_stats([array_stats(p) for p in parts])
     allv = np.concatenate(parts)
     np.testing.assert_allclose(pooled["mean"], allv.mean(0), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(pooled["std"], allv.std(0), rtol=1e-7, atol=1e-9)
@@ -435,7 +435,7 @@ def test_reader_accepts_multi_episode_files(tmp_path: Path) -> None:
     for cam, (h, w_) in CAMS.items():
         path = multi / f"videos/observation.images.{cam}/chunk-000/file-000.mp4"
         path.parent.mkdir(parents=True)
-        enc = _VideoEncoder(path, FPS, h, w_, "libx264", _codec_options("libx264", 18, 2))
+        enc = VideoEncoder(path, FPS, h, w_, "libx264", codec_options("libx264", 18, 2))
         for d in data:
             for img in d["frames"][cam]:
                 enc.write(img)

@@ -22,7 +22,7 @@ from vjepa_planning.worldmodel.data.lerobot.format import DatasetError
 # Atomic file helpers
 # --------------------------------------------------------------------------------------------------
 
-_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
 
 
 def file_sha256(path: Path) -> str:
@@ -34,12 +34,12 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _tmp_path(root: Path, name: str) -> Path:
+def tmp_path(root: Path, name: str) -> Path:
     """A fresh temp name under ``root/.tmp``; encodes pid and host so stale files can be cleaned."""
-    return root / ".tmp" / f"tmp-{os.getpid()}-{_HOST}-{uuid.uuid4().hex[:8]}-{name}"
+    return root / ".tmp" / f"tmp-{os.getpid()}-{HOST}-{uuid.uuid4().hex[:8]}-{name}"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -57,7 +57,7 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -71,26 +71,26 @@ def _replace(src: Path, dst: Path) -> None:
     os.replace(src, dst)
 
 
-def _publish(tmp: Path, dst: Path, fsync: bool) -> None:
+def publish(tmp: Path, dst: Path, fsync: bool) -> None:
     if fsync:
         _fsync_file(tmp)
     _replace(tmp, dst)
 
 
-def _write_json_atomic(root: Path, dst: Path, obj: Any, fsync: bool) -> None:
-    tmp = _tmp_path(root, dst.name)
+def write_json_atomic(root: Path, dst: Path, obj: Any, fsync: bool) -> None:
+    tmp = tmp_path(root, dst.name)
     tmp.write_text(json.dumps(obj, indent=4) + "\n")
-    _publish(tmp, dst, fsync)
+    publish(tmp, dst, fsync)
 
 
-def _write_parquet_atomic(root: Path, dst: Path, table: pa.Table, fsync: bool) -> None:
-    tmp = _tmp_path(root, dst.name)
+def write_parquet_atomic(root: Path, dst: Path, table: pa.Table, fsync: bool) -> None:
+    tmp = tmp_path(root, dst.name)
     pq.write_table(table, tmp)
-    _publish(tmp, dst, fsync)
+    publish(tmp, dst, fsync)
 
 
 @contextmanager
-def _locked(root: Path) -> Iterator[None]:
+def locked(root: Path) -> Iterator[None]:
     """Exclusive dataset lock; the kernel releases it if the holder dies, even by SIGKILL."""
     fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -101,7 +101,7 @@ def _locked(root: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _chunk_file(episode_index: int, chunks_size: int) -> tuple[int, int]:
+def chunk_file(episode_index: int, chunks_size: int) -> tuple[int, int]:
     return episode_index // chunks_size, episode_index % chunks_size
 
 
@@ -110,7 +110,7 @@ def _chunk_file(episode_index: int, chunks_size: int) -> tuple[int, int]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _read_parquet(path: Path, what: str = "parquet file", columns: Sequence[str] | None = None) -> pa.Table:
+def read_parquet(path: Path, what: str = "parquet file", columns: Sequence[str] | None = None) -> pa.Table:
     if not path.is_file():
         raise DatasetError(path, f"{what} is missing")
     try:
@@ -121,7 +121,7 @@ def _read_parquet(path: Path, what: str = "parquet file", columns: Sequence[str]
         raise DatasetError(path, f"cannot read {what} (truncated or corrupt?): {e}") from e
 
 
-def _read_json(path: Path, what: str) -> Any:
+def read_json(path: Path, what: str) -> Any:
     if not path.is_file():
         raise DatasetError(path, f"{what} is missing")
     try:
@@ -130,9 +130,9 @@ def _read_json(path: Path, what: str) -> Any:
         raise DatasetError(path, f"{what} is not valid JSON: {e}") from e
 
 
-def _read_tasks(path: Path) -> list[str]:
+def read_tasks(path: Path) -> list[str]:
     """tasks.parquet as a list indexed by task_index (accepts a `task` column or a pandas index)."""
-    table = _read_parquet(path, "tasks file")
+    table = read_parquet(path, "tasks file")
     task_col = "task" if "task" in table.column_names else "__index_level_0__"
     if task_col not in table.column_names or "task_index" not in table.column_names:
         raise DatasetError(path, "tasks file needs columns 'task' and 'task_index'")
@@ -146,7 +146,7 @@ def _read_tasks(path: Path) -> list[str]:
     return [t for t in tasks if t is not None]
 
 
-def _tasks_table(tasks: Sequence[str]) -> pa.Table:
+def tasks_table(tasks: Sequence[str]) -> pa.Table:
     """task_index and task columns, with the pandas metadata that makes `task` the index, as LeRobot writes
     the file (pandas ``to_parquet`` of a frame indexed by task): LeRobot reads a task's text from that index."""
     table = pa.table({"task_index": pa.array(range(len(tasks)), pa.int64()), "task": pa.array(list(tasks), pa.string())})

@@ -29,7 +29,8 @@ INDEX_COLUMNS = ("timestamp", "frame_index", "episode_index", "index", "task_ind
 # file to the first file's columns). Older files of ours carry them as "<prefix>/sha256" and "info/<key>".
 EPISODE_EXTRAS_KEY = b"vjepa_planning"
 
-_CODEC_NAMES = {"libx264": "h264", "h264": "h264", "libsvtav1": "av1", "libaom-av1": "av1"}
+# info.json's ``video.codec`` name -> the PyAV/ffmpeg encoders that write it, the one we write it with first.
+_ENCODERS = {"h264": ("libx264", "h264"), "av1": ("libsvtav1", "libaom-av1")}
 _DTYPES = {
     "float32": pa.float32(),
     "float64": pa.float64(),
@@ -37,10 +38,10 @@ _DTYPES = {
     "int64": pa.int64(),
     "bool": pa.bool_(),
 }
-_STAT_KEYS = ("min", "max", "mean", "std", "count")  # what a file must have for us to read its stats
-_QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}  # LeRobot's, written as well
-_CAMERA_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
-_FILE_RE = re.compile(r"^chunk-(\d+)/file-(\d+)\.(parquet|mp4)$")
+STAT_KEYS = ("min", "max", "mean", "std", "count")  # what a file must have for us to read its stats
+QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}  # LeRobot's, written as well
+CAMERA_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
+FILE_RE = re.compile(r"^chunk-(\d+)/file-(\d+)\.(parquet|mp4)$")
 
 
 class DatasetError(ValueError):
@@ -108,7 +109,7 @@ DEFAULT_FEATURES: dict[str, FeatureSpec] = {
     "observation.state": FeatureSpec("float32", (7,), STATE_NAMES),
     "action": FeatureSpec("float32", (7,), ACTION_NAMES),
 }
-_INDEX_SPECS: dict[str, FeatureSpec] = {
+INDEX_SPECS: dict[str, FeatureSpec] = {
     "timestamp": FeatureSpec("float32", (1,)),
     "frame_index": FeatureSpec("int64", (1,)),
     "episode_index": FeatureSpec("int64", (1,)),
@@ -117,7 +118,17 @@ _INDEX_SPECS: dict[str, FeatureSpec] = {
 }
 
 
-def _video_feature_json(height: int, width: int, fps: int, codec: str) -> dict[str, Any]:
+def codec_name(encoder: str) -> str:
+    """info.json's ``video.codec`` for a PyAV encoder (``libx264`` -> ``h264``); other names pass through."""
+    return next((name for name, encoders in _ENCODERS.items() if encoder in encoders), encoder)
+
+
+def encoder_name(codec: str) -> str:
+    """The PyAV encoder we write info.json's ``video.codec`` with (``h264`` -> ``libx264``); other names pass through."""
+    return _ENCODERS.get(codec, (codec,))[0]
+
+
+def video_feature_json(height: int, width: int, fps: int, codec: str) -> dict[str, Any]:
     return {
         "dtype": "video",
         "shape": [height, width, 3],
@@ -125,7 +136,7 @@ def _video_feature_json(height: int, width: int, fps: int, codec: str) -> dict[s
         "info": {
             "video.height": height,
             "video.width": width,
-            "video.codec": _CODEC_NAMES.get(codec, codec),
+            "video.codec": codec_name(codec),
             "video.pix_fmt": "yuv420p",
             "video.is_depth_map": False,
             "video.fps": fps,
@@ -135,7 +146,7 @@ def _video_feature_json(height: int, width: int, fps: int, codec: str) -> dict[s
     }
 
 
-def _features_mismatch(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> str | None:
+def features_mismatch(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> str | None:
     """Why two info.json ``features`` dicts cannot share a dataset, or None if they can."""
     if set(ours) != set(theirs):
         return f"feature names differ: {sorted(set(ours) ^ set(theirs))}"
@@ -155,7 +166,7 @@ def _features_mismatch(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> st
 # --------------------------------------------------------------------------------------------------
 
 
-def _to_arrow(values: np.ndarray, spec: FeatureSpec) -> pa.Array:
+def to_arrow(values: np.ndarray, spec: FeatureSpec) -> pa.Array:
     flat = pa.array(np.ascontiguousarray(values, dtype=spec.dtype).reshape(-1))
     return flat if spec.is_scalar else pa.FixedSizeListArray.from_arrays(flat, spec.size)
 
@@ -174,14 +185,14 @@ def _check_column_type(name: str, typ: pa.DataType, spec: FeatureSpec, path: Pat
         raise DatasetError(path, f"column {name!r} has dtype {value_type}, expected {spec.dtype}")
 
 
-def _check_schema(schema: pa.Schema, specs: Mapping[str, FeatureSpec], path: Path) -> None:
+def check_schema(schema: pa.Schema, specs: Mapping[str, FeatureSpec], path: Path) -> None:
     for name, spec in specs.items():
         if name not in schema.names:
             raise DatasetError(path, f"missing column {name!r}")
         _check_column_type(name, schema.field(name).type, spec, path)
 
 
-def _column_to_numpy(col: pa.ChunkedArray | pa.Array, name: str, spec: FeatureSpec, path: Path) -> np.ndarray:
+def column_to_numpy(col: pa.ChunkedArray | pa.Array, name: str, spec: FeatureSpec, path: Path) -> np.ndarray:
     """``[T]`` for scalar features, ``[T, n]`` otherwise; raises on nulls or ragged lists."""
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     _check_column_type(name, arr.type, spec, path)

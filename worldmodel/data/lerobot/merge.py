@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from vjepa_planning.worldmodel.data.lerobot.files import _tmp_path
-from vjepa_planning.worldmodel.data.lerobot.format import IMAGE_PREFIX, INDEX_COLUMNS, DatasetError, _features_mismatch
+from vjepa_planning.worldmodel.data.lerobot.files import tmp_path
+from vjepa_planning.worldmodel.data.lerobot.format import IMAGE_PREFIX, DatasetError, encoder_name, features_mismatch
 from vjepa_planning.worldmodel.data.lerobot.reader import LeRobotDataset
-from vjepa_planning.worldmodel.data.lerobot.video import _codec_options, _VideoEncoder
-from vjepa_planning.worldmodel.data.lerobot.writer import _Committer
+from vjepa_planning.worldmodel.data.lerobot.video import VideoEncoder, codec_options
+from vjepa_planning.worldmodel.data.lerobot.writer import Committer
 
 
 def _link_or_copy(src: Path, dst: Path, link: bool) -> None:
@@ -44,34 +44,31 @@ def merge_datasets(
     datasets = [LeRobotDataset(p, on_error=on_error) for p in parts]
     first = datasets[0]
     for ds in datasets[1:]:
-        why = _features_mismatch(first.info["features"], ds.info["features"])
+        why = features_mismatch(first.info["features"], ds.info["features"])
         if why or ds.fps != first.fps:
             why = why or f"fps {ds.fps} != {first.fps}"
             raise DatasetError(ds.root / "meta" / "info.json", f"cannot merge with {first.root}: {why}")
-    committer = _Committer(
+    committer = Committer(
         out, fps=first.fps, robot_type=first.robot_type, features_json=first.info["features"], fsync=fsync
     )
-    user_features = [k for k in first.features if k not in INDEX_COLUMNS]
     new_indices: list[int] = []
     for ds in datasets:
         for ep in ds.episode_indices:
-            r = ds._record(ep)
-            cols = ds._load_columns(r)
-            frame_tasks = [ds.tasks[i] for i in cols["task_index"]]
+            episode = ds.episode(ep)
+            frame_tasks = [ds.tasks[i] for i in episode.task_indices]
             videos: dict[str, Path] = {}
             try:
-                for cam, (vp, from_ts, _) in r.videos.items():
-                    if ds._refs.get(vp, 1) != 1 or from_ts != 0.0:
-                        # A shared multi-episode video: cut this episode out by re-encoding it.
+                for cam in ds.cameras:
+                    vp = ds.episode_video_file(ep, cam)  # content-checked: a corrupt file never gets a fresh hash
+                    if vp is None:  # a shared multi-episode video: cut this episode out by re-encoding it
                         videos[cam] = _reencode(ds, ep, cam, out)
                     else:
-                        ds._check_content(r, vp)  # never carry a corrupt file over under a fresh hash
-                        videos[cam] = _tmp_path(out, f"{cam}.mp4")
+                        videos[cam] = tmp_path(out, f"{cam}.mp4")
                         _link_or_copy(vp, videos[cam], link)
                 ep_stats = ds.episode_stats(ep)
-                image_stats = {c: ep_stats[IMAGE_PREFIX + c] for c in r.videos if IMAGE_PREFIX + c in ep_stats}
-                columns = {k: cols[k] for k in user_features}
-                new_indices.append(committer.commit(columns, frame_tasks, videos, image_stats, info=r.info))
+                image_stats = {c: ep_stats[IMAGE_PREFIX + c] for c in ds.cameras if IMAGE_PREFIX + c in ep_stats}
+                columns = {"observation.state": episode.states, "action": episode.actions, **episode.extras}
+                new_indices.append(committer.commit(columns, frame_tasks, videos, image_stats, info=ds.episode_info(ep)))
             finally:
                 for tmp in videos.values():
                     tmp.unlink(missing_ok=True)
@@ -80,9 +77,8 @@ def merge_datasets(
 
 def _reencode(ds: LeRobotDataset, ep: int, cam: str, out: Path) -> Path:
     h, w = ds.cameras[cam]
-    codec = ds.info["features"][f"{IMAGE_PREFIX}{cam}"].get("info", {}).get("video.codec", "h264")
-    codec = {"h264": "libx264", "av1": "libsvtav1"}.get(codec, codec)
-    enc = _VideoEncoder(_tmp_path(out, f"{cam}.mp4"), ds.fps, h, w, codec, _codec_options(codec, 20, 2 * ds.fps))
+    codec = encoder_name(ds.info["features"][f"{IMAGE_PREFIX}{cam}"].get("info", {}).get("video.codec", "h264"))
+    enc = VideoEncoder(tmp_path(out, f"{cam}.mp4"), ds.fps, h, w, codec, codec_options(codec, 20, 2 * ds.fps))
     try:
         for img in ds.episode_frames(ep, cam):
             enc.write(img)

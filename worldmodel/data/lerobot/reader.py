@@ -15,21 +15,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from vjepa_planning.worldmodel.data.lerobot.files import _read_json, _read_parquet, _read_tasks, file_sha256
+from vjepa_planning.worldmodel.data.lerobot.files import file_sha256, read_json, read_parquet, read_tasks
 from vjepa_planning.worldmodel.data.lerobot.format import (
-    EPISODE_EXTRAS_KEY,
-    _FILE_RE,
     CHUNKS_SIZE,
+    EPISODE_EXTRAS_KEY,
+    FILE_RE,
     IMAGE_PREFIX,
     INDEX_COLUMNS,
     DatasetError,
     DatasetWarning,
     FeatureSpec,
-    _check_schema,
-    _column_to_numpy,
+    check_schema,
+    column_to_numpy,
 )
-from vjepa_planning.worldmodel.data.lerobot.stats import Stats, _merge_stats, _stats_from_json, _stats_from_meta_row
-from vjepa_planning.worldmodel.data.lerobot.video import _decode_video, _probe_video
+from vjepa_planning.worldmodel.data.lerobot.stats import Stats, merge_stats, stats_from_json, stats_from_meta_row
+from vjepa_planning.worldmodel.data.lerobot.video import decode_video, probe_video
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,36 @@ class Episode:
         return self.tasks[0] if self.tasks else ""
 
 
+def load_info(path: Path) -> dict[str, Any]:
+    """Read and validate info.json (shared by the reader and ``DatasetWriter.open``); raises DatasetError."""
+    info = read_json(path, "info.json")
+    if not isinstance(info, dict):
+        raise DatasetError(path, "info.json must hold a JSON object")
+    missing = [k for k in ("codebase_version", "fps", "features", "data_path", "video_path") if k not in info]
+    if missing:
+        raise DatasetError(path, f"info.json lacks keys {missing}")
+    if not str(info["codebase_version"]).startswith("v3."):
+        raise DatasetError(path, f"codebase_version {info['codebase_version']!r} is not v3.x")
+    if not isinstance(info["features"], dict):
+        raise DatasetError(path, "'features' must be an object")
+    for name, feat in info["features"].items():
+        try:
+            if feat["dtype"] == "video":
+                h, w, c = (int(x) for x in feat["shape"])
+                if c != 3:
+                    raise ValueError("video features must have 3 channels")
+            elif feat["dtype"] in ("image", "string"):
+                raise ValueError(f"feature dtype {feat['dtype']!r} is not supported by this reader")
+            else:
+                FeatureSpec.from_json(feat)
+        except (KeyError, TypeError, ValueError) as e:
+            raise DatasetError(path, f"bad feature {name!r}: {e}") from e
+    for name in ("observation.state", "action", *INDEX_COLUMNS):
+        if name not in info["features"]:
+            raise DatasetError(path, f"required feature {name!r} is not declared")
+    return info
+
+
 class LeRobotDataset:
     """Reader for a LeRobot v3.0 dataset (ours or one with many episodes per file).
 
@@ -115,7 +145,7 @@ class LeRobotDataset:
         if on_error not in ("raise", "skip") or verify not in ("meta", "fast", "full"):
             raise ValueError("on_error must be 'raise' or 'skip', verify 'meta', 'fast' or 'full'")
         self.root = Path(root)
-        self.info = self._load_info(self.root / "meta" / "info.json")
+        self.info = load_info(self.root / "meta" / "info.json")
         self.fps: int = int(self.info["fps"])
         self.robot_type: str = str(self.info.get("robot_type", ""))
         feats = self.info["features"]
@@ -128,7 +158,7 @@ class LeRobotDataset:
             if v["dtype"] == "video"
         }
         tasks_path = self.root / "meta" / "tasks.parquet"
-        self.tasks: list[str] = _read_tasks(tasks_path) if tasks_path.exists() else []
+        self.tasks: list[str] = read_tasks(tasks_path) if tasks_path.exists() else []
         self.skipped: list[SkippedEpisode] = []
         self._table_cache: tuple[Path, pa.Table] | None = None
 
@@ -158,35 +188,6 @@ class LeRobotDataset:
 
     # ---- loading metadata -----------------------------------------------------------------------
 
-    @staticmethod
-    def _load_info(path: Path) -> dict[str, Any]:
-        info = _read_json(path, "info.json")
-        if not isinstance(info, dict):
-            raise DatasetError(path, "info.json must hold a JSON object")
-        missing = [k for k in ("codebase_version", "fps", "features", "data_path", "video_path") if k not in info]
-        if missing:
-            raise DatasetError(path, f"info.json lacks keys {missing}")
-        if not str(info["codebase_version"]).startswith("v3."):
-            raise DatasetError(path, f"codebase_version {info['codebase_version']!r} is not v3.x")
-        if not isinstance(info["features"], dict):
-            raise DatasetError(path, "'features' must be an object")
-        for name, feat in info["features"].items():
-            try:
-                if feat["dtype"] == "video":
-                    h, w, c = (int(x) for x in feat["shape"])
-                    if c != 3:
-                        raise ValueError("video features must have 3 channels")
-                elif feat["dtype"] in ("image", "string"):
-                    raise ValueError(f"feature dtype {feat['dtype']!r} is not supported by this reader")
-                else:
-                    FeatureSpec.from_json(feat)
-            except (KeyError, TypeError, ValueError) as e:
-                raise DatasetError(path, f"bad feature {name!r}: {e}") from e
-        for name in ("observation.state", "action", *INDEX_COLUMNS):
-            if name not in info["features"]:
-                raise DatasetError(path, f"required feature {name!r} is not declared")
-        return info
-
     def _load_records(self, on_error: str) -> dict[int, _EpisodeRecord]:
         records: dict[int, _EpisodeRecord] = {}
         meta_dir = self.root / "meta" / "episodes"
@@ -197,7 +198,7 @@ class LeRobotDataset:
             except DatasetError as e:
                 if on_error == "raise":
                     raise
-                m = _FILE_RE.match(path.relative_to(meta_dir).as_posix())
+                m = FILE_RE.match(path.relative_to(meta_dir).as_posix())
                 # our layout: one episode per meta file, so its name gives the episode index
                 chunks = int(self.info.get("chunks_size", CHUNKS_SIZE))
                 guess = int(m.group(1)) * chunks + int(m.group(2)) if m else None
@@ -267,13 +268,13 @@ class LeRobotDataset:
             schema, rows = pf.schema_arrow, pf.metadata.num_rows
         except (pa.ArrowException, OSError) as e:
             raise DatasetError(r.data_path, f"cannot read data file (truncated or corrupt?): {e}") from e
-        _check_schema(schema, self.features, r.data_path)
+        check_schema(schema, self.features, r.data_path)
         if self._refs[r.data_path] == 1 and rows != r.length:
             raise DatasetError(r.data_path, f"has {rows} rows but episode {r.index} has length {r.length}")
         for cam, (vp, from_ts, to_ts) in r.videos.items():
             h, w = self.cameras[cam]
             exact = r.length if self._refs[vp] == 1 else None
-            _probe_video(vp, h, w, min_frames=round(to_ts * self.fps), exact_frames=exact)
+            probe_video(vp, h, w, min_frames=round(to_ts * self.fps), exact_frames=exact)
         if full:  # loading checks each file's content hash too, after its structure
             self._load_columns(r)
             for cam in self.cameras:
@@ -329,14 +330,14 @@ class LeRobotDataset:
         if self._table_cache is not None and self._table_cache[0] == path:
             table = self._table_cache[1]
         else:
-            table = _read_parquet(path, "data file")
+            table = read_parquet(path, "data file")
             self._table_cache = (path, table)
-        _check_schema(table.schema, self.features, path)
+        check_schema(table.schema, self.features, path)
         if self._refs.get(path, 1) != 1:
             table = table.filter(pc.equal(table.column("episode_index"), r.index))
         if table.num_rows != r.length:
             raise DatasetError(path, f"has {table.num_rows} rows for episode {r.index}, metadata says {r.length}")
-        cols = {k: _column_to_numpy(table.column(k), k, spec, path) for k, spec in self.features.items()}
+        cols = {k: column_to_numpy(table.column(k), k, spec, path) for k, spec in self.features.items()}
         if (cols["episode_index"] != r.index).any():
             raise DatasetError(path, f"episode_index column does not match episode {r.index}")
         if (cols["frame_index"] != np.arange(r.length)).any():
@@ -367,21 +368,31 @@ class LeRobotDataset:
             raise KeyError(f"no camera {camera!r}; cameras are {sorted(self.cameras)}")
         vp, from_ts, to_ts = r.videos[camera]
         h, w = self.cameras[camera]
-        frames = _decode_video(vp, h, w, self.fps, from_ts, to_ts, whole_file=self._refs.get(vp, 1) == 1)
+        frames = decode_video(vp, h, w, self.fps, from_ts, to_ts, whole_file=self._refs.get(vp, 1) == 1)
         if len(frames) != r.length:
             raise DatasetError(vp, f"decoded {len(frames)} frames but episode {r.index} has {r.length} data rows")
         self._check_content(r, vp)
         return frames
+
+    def episode_video_file(self, episode_index: int, camera: str) -> Path | None:
+        """The mp4 holding exactly this episode's ``camera`` frames, content-checked, so it can be linked or
+        copied as is; None when the file is shared with other episodes (``episode_frames`` cuts those out)."""
+        r = self._record(episode_index)
+        vp, from_ts, _ = r.videos[camera]
+        if self._refs.get(vp, 1) != 1 or from_ts != 0.0:
+            return None
+        self._check_content(r, vp)  # never hand on a corrupt file
+        return vp
 
     # ---- statistics -----------------------------------------------------------------------------
 
     def episode_stats(self, episode_index: int) -> dict[str, Stats]:
         """The per-episode stats stored in the episode's meta row ({} if it has none)."""
         r = self._record(episode_index)
-        table = _read_parquet(r.meta_path, "episode metadata")
+        table = read_parquet(r.meta_path, "episode metadata")
         for row in table.to_pylist():
             if row.get("episode_index") == r.index:
-                return _stats_from_meta_row(row, self.info["features"])
+                return stats_from_meta_row(row, self.info["features"])
         return {}
 
     @property
@@ -392,11 +403,11 @@ class LeRobotDataset:
             fresh = not self.skipped and self.info.get("total_episodes") == len(self._records)
             per_episode = [] if fresh else [self.episode_stats(i) for i in self._records]
             if (fresh or not all(per_episode)) and path.exists():
-                self._stats = _stats_from_json(_read_json(path, "stats.json"))
+                self._stats = stats_from_json(read_json(path, "stats.json"))
             elif per_episode:
                 msg = f"{self.root}: stats recomputed from the {len(per_episode)} readable episodes"
                 warnings.warn(msg, DatasetWarning, stacklevel=2)
-                self._stats = _merge_stats(per_episode)
+                self._stats = merge_stats(per_episode)
             else:
                 self._stats = {}
         return self._stats

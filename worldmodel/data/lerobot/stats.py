@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from vjepa_planning.worldmodel.data.lerobot.format import _QUANTILES, _STAT_KEYS
+from vjepa_planning.worldmodel.data.lerobot.format import QUANTILES, STAT_KEYS
 
 Stats = dict[str, np.ndarray]
 
 
-def _array_stats(x: np.ndarray) -> Stats:
+def array_stats(x: np.ndarray) -> Stats:
     """Stats over axis 0 of ``[T, n]`` values (population std, like numpy's default)."""
     x = x.astype(np.float64).reshape(len(x), -1)
     return {
@@ -28,11 +28,11 @@ def _array_stats(x: np.ndarray) -> Stats:
         "mean": x.mean(0),
         "std": x.std(0),
         "count": np.array([len(x)], dtype=np.int64),
-        **{k: np.quantile(x, q, axis=0) for k, q in _QUANTILES.items()},
+        **{k: np.quantile(x, q, axis=0) for k, q in QUANTILES.items()},
     }
 
 
-class _ImageStats:
+class ImageStats:
     """Running per-channel stats of images scaled to [0, 1]; shape (3, 1, 1) like LeRobot."""
 
     def __init__(self) -> None:
@@ -68,10 +68,10 @@ class _ImageStats:
 
 def _pixel_quantiles(px: np.ndarray) -> Stats:
     """uint8 pixels [M, 3] -> per-channel quantiles of px / 255 (from a histogram of the 256 levels: exact)."""
-    out: Stats = {k: np.zeros(3) for k in _QUANTILES}
+    out: Stats = {k: np.zeros(3) for k in QUANTILES}
     for c in range(3):
         cdf = np.cumsum(np.bincount(px[:, c], minlength=256)) / len(px)
-        for k, q in _QUANTILES.items():
+        for k, q in QUANTILES.items():
             out[k][c] = np.searchsorted(cdf, q) / 255.0
     return out
 
@@ -91,36 +91,36 @@ def _aggregate_stats(parts: Sequence[Stats]) -> Stats:
         "std": np.sqrt(np.maximum(var, 0.0)),
         "count": np.array([int(total)], dtype=np.int64),
     }
-    for k, q in _QUANTILES.items():  # an envelope, as LeRobot pools them
+    for k, q in QUANTILES.items():  # an envelope, as LeRobot pools them
         if all(k in p for p in parts):
             out[k] = (np.min if q <= 0.5 else np.max)(np.stack([p[k] for p in parts]), 0)
     return out
 
 
-def _stat_names(stats: Stats) -> list[str]:
+def stat_names(stats: Stats) -> list[str]:
     """The stats a feature has, in LeRobot's order: the five basic ones, then the quantiles present."""
-    return [*_STAT_KEYS, *(k for k in _QUANTILES if k in stats)]
+    return [*STAT_KEYS, *(k for k in QUANTILES if k in stats)]
 
 
-def _stats_to_json(stats: Mapping[str, Stats]) -> dict[str, dict[str, Any]]:
-    return {k: {s: np.asarray(v[s]).tolist() for s in _stat_names(v)} for k, v in stats.items()}
+def stats_to_json(stats: Mapping[str, Stats]) -> dict[str, dict[str, Any]]:
+    return {k: {s: np.asarray(v[s]).tolist() for s in stat_names(v)} for k, v in stats.items()}
 
 
-def _stats_from_json(d: Mapping[str, Any]) -> dict[str, Stats]:
+def stats_from_json(d: Mapping[str, Any]) -> dict[str, Stats]:
     # Features lacking any of our five stats (foreign stats.json) are left out; quantiles are kept if there.
     return {
-        k: {s: np.asarray(v[s], dtype=np.int64 if s == "count" else np.float64) for s in _stat_names(v)}
+        k: {s: np.asarray(v[s], dtype=np.int64 if s == "count" else np.float64) for s in stat_names(v)}
         for k, v in d.items()
-        if isinstance(v, Mapping) and all(s in v for s in _STAT_KEYS)
+        if isinstance(v, Mapping) and all(s in v for s in STAT_KEYS)
     }
 
 
-def _merge_stats(per_episode: Sequence[Mapping[str, Stats]]) -> dict[str, Stats]:
+def merge_stats(per_episode: Sequence[Mapping[str, Stats]]) -> dict[str, Stats]:
     keys = [k for k in per_episode[0] if all(k in p for p in per_episode)] if per_episode else []
     return {k: _aggregate_stats([p[k] for p in per_episode]) for k in keys}
 
 
-def _stats_from_meta_row(row: Mapping[str, Any], features_json: Mapping[str, Any]) -> dict[str, Stats]:
+def stats_from_meta_row(row: Mapping[str, Any], features_json: Mapping[str, Any]) -> dict[str, Stats]:
     """Per-episode stats stored in ``stats/<feature>/<stat>`` columns (nested (3, 1, 1) lists for cameras,
     as LeRobot writes them, or flat lists, as this project wrote them before)."""
     out: dict[str, Stats] = {}
@@ -133,7 +133,7 @@ def _stats_from_meta_row(row: Mapping[str, Any], features_json: Mapping[str, Any
                 s: np.asarray(row[f"stats/{key}/{s}"], dtype=np.int64 if s == "count" else np.float64).reshape(
                     (1,) if s == "count" else shape
                 )
-                for s in [*_STAT_KEYS, *(k for k in _QUANTILES if f"stats/{key}/{k}" in row)]
+                for s in [*STAT_KEYS, *(k for k in QUANTILES if f"stats/{key}/{k}" in row)]
             }
         except (KeyError, ValueError, TypeError):
             continue  # foreign layout of per-episode stats: ignore, stats.json still stands

@@ -12,7 +12,8 @@ import numpy as np
 from vjepa_planning.worldmodel.data.lerobot.format import DatasetError
 
 
-def _codec_options(codec: str, crf: int, gop: int) -> dict[str, str]:
+def codec_options(codec: str, crf: int, gop: int) -> dict[str, str]:
+    """The encoder's options: quality ``crf``, a keyframe every ``gop`` frames, and a fast preset."""
     opts = {"crf": str(crf), "g": str(gop)}
     if codec == "libx264":
         opts["preset"] = "veryfast"
@@ -22,7 +23,7 @@ def _codec_options(codec: str, crf: int, gop: int) -> dict[str, str]:
     return opts
 
 
-class _VideoEncoder:
+class VideoEncoder:
     """Streams RGB frames into an mp4 (yuv420p) at ``path``; ``frame.pts = i`` in units of 1/fps."""
 
     def __init__(self, path: Path, fps: int, height: int, width: int, codec: str, options: dict[str, str]) -> None:
@@ -71,7 +72,7 @@ def _open_video(path: Path) -> Any:
     return container
 
 
-def _probe_video(path: Path, height: int, width: int, min_frames: int, exact_frames: int | None) -> None:
+def probe_video(path: Path, height: int, width: int, min_frames: int, exact_frames: int | None) -> None:
     """Cheap header check: opens, right size, frame count from the mp4 sample table."""
     container = _open_video(path)
     with container:
@@ -86,7 +87,7 @@ def _probe_video(path: Path, height: int, width: int, min_frames: int, exact_fra
             raise DatasetError(path, f"video has {n} frames, fewer than the {min_frames} the episode needs")
 
 
-def _decode_video(
+def decode_video(
     path: Path, height: int, width: int, fps: int, from_ts: float, to_ts: float, whole_file: bool
 ) -> np.ndarray:
     """Decode frames with timestamp in [from_ts, to_ts) (all frames if ``whole_file``) as uint8 [T,H,W,3]."""

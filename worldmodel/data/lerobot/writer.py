@@ -17,60 +17,61 @@ import numpy as np
 import pyarrow as pa
 
 from vjepa_planning.worldmodel.data.lerobot.files import (
-    _HOST,
-    _chunk_file,
-    _fsync_dir,
-    _locked,
-    _pid_alive,
-    _publish,
-    _read_json,
-    _read_parquet,
-    _read_tasks,
-    _tasks_table,
-    _tmp_path,
-    _write_json_atomic,
-    _write_parquet_atomic,
+    HOST,
+    chunk_file,
     file_sha256,
+    fsync_dir,
+    locked,
+    pid_alive,
+    publish,
+    read_json,
+    read_parquet,
+    read_tasks,
+    tasks_table,
+    tmp_path,
+    write_json_atomic,
+    write_parquet_atomic,
 )
 from vjepa_planning.worldmodel.data.lerobot.format import (
-    _CAMERA_RE,
-    _FILE_RE,
-    _INDEX_SPECS,
+    CAMERA_RE,
     CHUNKS_SIZE,
     CODEBASE_VERSION,
     DATA_PATH,
     DEFAULT_FEATURES,
     EPISODE_EXTRAS_KEY,
     EPISODES_PATH,
+    FILE_RE,
     IMAGE_PREFIX,
     INDEX_COLUMNS,
+    INDEX_SPECS,
     VIDEO_PATH,
     DatasetError,
     DatasetWarning,
     FeatureSpec,
-    _features_mismatch,
-    _to_arrow,
-    _video_feature_json,
+    encoder_name,
+    features_mismatch,
+    to_arrow,
+    video_feature_json,
 )
-from vjepa_planning.worldmodel.data.lerobot.reader import LeRobotDataset
+from vjepa_planning.worldmodel.data.lerobot.reader import load_info
 from vjepa_planning.worldmodel.data.lerobot.stats import (
+    ImageStats,
     Stats,
-    _array_stats,
-    _ImageStats,
-    _stat_names,
-    _merge_stats,
-    _stats_from_json,
-    _stats_from_meta_row,
-    _stats_to_json,
+    array_stats,
+    merge_stats,
+    stat_names,
+    stats_from_json,
+    stats_from_meta_row,
+    stats_to_json,
 )
-from vjepa_planning.worldmodel.data.lerobot.video import _codec_options, _VideoEncoder
+from vjepa_planning.worldmodel.data.lerobot.video import VideoEncoder, codec_options
 
 # --------------------------------------------------------------------------------------------------
 # Commit machinery shared by the writer and merge
 # --------------------------------------------------------------------------------------------------
 
 
-class _Committer:
+class Committer:
     """Owns one dataset root: creation, crash recovery and the locked per-episode commit."""
 
     def __init__(
@@ -94,7 +95,7 @@ class _Committer:
         self.chunks_size = CHUNKS_SIZE
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / ".tmp").mkdir(exist_ok=True)
-        with _locked(self.root):
+        with locked(self.root):
             self._create_or_check()
             self._cleanup()
 
@@ -104,15 +105,15 @@ class _Committer:
         return self.root / "meta" / "info.json"
 
     def meta_path(self, ep: int) -> Path:
-        c, f = _chunk_file(ep, self.chunks_size)
+        c, f = chunk_file(ep, self.chunks_size)
         return self.root / EPISODES_PATH.format(chunk_index=c, file_index=f)
 
     def data_path(self, ep: int) -> Path:
-        c, f = _chunk_file(ep, self.chunks_size)
+        c, f = chunk_file(ep, self.chunks_size)
         return self.root / DATA_PATH.format(chunk_index=c, file_index=f)
 
     def video_path(self, key: str, ep: int) -> Path:
-        c, f = _chunk_file(ep, self.chunks_size)
+        c, f = chunk_file(ep, self.chunks_size)
         return self.root / VIDEO_PATH.format(video_key=key, chunk_index=c, file_index=f)
 
     # ---- creation / recovery (called under the lock) --------------------------------------------
@@ -139,17 +140,17 @@ class _Committer:
         if not info_path.exists():
             # info.json is written last: its existence means the dataset exists.
             (self.root / "meta").mkdir(exist_ok=True)
-            _write_parquet_atomic(self.root, self.root / "meta" / "tasks.parquet", _tasks_table([]), self.fsync)
-            _write_json_atomic(self.root, self.root / "meta" / "stats.json", {}, self.fsync)
-            _write_json_atomic(self.root, info_path, self._new_info(), self.fsync)
+            write_parquet_atomic(self.root, self.root / "meta" / "tasks.parquet", tasks_table([]), self.fsync)
+            write_json_atomic(self.root, self.root / "meta" / "stats.json", {}, self.fsync)
+            write_json_atomic(self.root, info_path, self._new_info(), self.fsync)
             return
-        info = _read_json(info_path, "info.json")
+        info = read_json(info_path, "info.json")
         problems = []
         if info.get("fps") != self.fps:
             problems.append(f"fps {info.get('fps')} != {self.fps}")
         if info.get("robot_type") != self.robot_type:
             problems.append(f"robot_type {info.get('robot_type')!r} != {self.robot_type!r}")
-        why = _features_mismatch(self.features_json, info.get("features", {}))
+        why = features_mismatch(self.features_json, info.get("features", {}))
         if why:
             problems.append(why)
         if problems:
@@ -158,7 +159,7 @@ class _Committer:
 
     def _scan(self) -> tuple[dict[str, Any], int, int, bool]:
         """(info, next episode index, next global row index, info_was_stale)."""
-        info = _read_json(self._info_path(), "info.json")
+        info = read_json(self._info_path(), "info.json")
         n = int(info["total_episodes"])
         # A crash after the commit point leaves metas beyond info's count: adopt them.
         while self.meta_path(n).exists():
@@ -166,29 +167,29 @@ class _Committer:
         stale = n != int(info["total_episodes"])
         if not stale:
             return info, n, int(info["total_frames"]), False
-        last = _read_parquet(self.meta_path(n - 1), "episode metadata")
+        last = read_parquet(self.meta_path(n - 1), "episode metadata")
         return info, n, int(last.column("dataset_to_index")[0].as_py()), True
 
     def _cleanup(self) -> None:
         """Delete temp files of dead processes and data/video files of uncommitted episodes."""
         for p in (self.root / ".tmp").iterdir():
             parts = p.name.split("-", 4)
-            if len(parts) == 5 and parts[0] == "tmp" and parts[2] == _HOST and parts[1].isdigit():
-                if not _pid_alive(int(parts[1])):
+            if len(parts) == 5 and parts[0] == "tmp" and parts[2] == HOST and parts[1].isdigit():
+                if not pid_alive(int(parts[1])):
                     p.unlink(missing_ok=True)
         _, n, _, _ = self._scan()
         dirs = [self.root / "data"] + [self.root / "videos" / k for k in self.video_keys]
         for d in dirs:
             for p in d.glob("chunk-*/file-*.*"):
-                m = _FILE_RE.match(p.relative_to(d).as_posix())
+                m = FILE_RE.match(p.relative_to(d).as_posix())
                 if m and int(m.group(1)) * self.chunks_size + int(m.group(2)) >= n:
                     p.unlink(missing_ok=True)
 
     def _all_episode_stats(self) -> list[dict[str, Stats]]:
         out = []
         for path in sorted((self.root / "meta" / "episodes").glob("chunk-*/file-*.parquet")):
-            for row in _read_parquet(path, "episode metadata").to_pylist():
-                out.append(_stats_from_meta_row(row, self.features_json))
+            for row in read_parquet(path, "episode metadata").to_pylist():
+                out.append(stats_from_meta_row(row, self.features_json))
         return out
 
     # ---- the commit -----------------------------------------------------------------------------
@@ -204,7 +205,7 @@ class _Committer:
         """Atomically add one episode (`info`: scalars kept with its meta row, see EPISODE_EXTRAS_KEY). ``videos`` are temp files under ``.tmp`` and are moved in."""
         length = len(frame_tasks)
         try:
-            with _locked(self.root):
+            with locked(self.root):
                 return self._commit_locked(columns, frame_tasks, videos, image_stats, length, info or {})
         finally:
             for tmp in videos.values():
@@ -223,7 +224,7 @@ class _Committer:
 
         # Tasks: append unseen ones (harmless if we crash before the commit point).
         tasks_path = self.root / "meta" / "tasks.parquet"
-        tasks = _read_tasks(tasks_path)
+        tasks = read_tasks(tasks_path)
         lookup = {t: i for i, t in enumerate(tasks)}
         episode_tasks = list(dict.fromkeys(frame_tasks))
         new = [t for t in episode_tasks if t not in lookup]
@@ -231,7 +232,7 @@ class _Committer:
             lookup[t] = len(tasks)
             tasks.append(t)
         if new:
-            _write_parquet_atomic(self.root, tasks_path, _tasks_table(tasks), self.fsync)
+            write_parquet_atomic(self.root, tasks_path, tasks_table(tasks), self.fsync)
 
         # Data rows with dataset-level indices.
         frame_index = np.arange(length, dtype=np.int64)
@@ -241,13 +242,13 @@ class _Committer:
         cols["episode_index"] = np.full(length, ep, np.int64)
         cols["index"] = start + frame_index
         cols["task_index"] = np.array([lookup[t] for t in frame_tasks], np.int64)
-        table = pa.table({k: _to_arrow(v, self.specs[k]) for k, v in cols.items()})
-        ep_stats: dict[str, Stats] = {k: _array_stats(v) for k, v in cols.items()}
+        table = pa.table({k: to_arrow(v, self.specs[k]) for k, v in cols.items()})
+        ep_stats: dict[str, Stats] = {k: array_stats(v) for k, v in cols.items()}
         ep_stats.update({f"{IMAGE_PREFIX}{cam}": s for cam, s in image_stats.items()})
 
-        _write_parquet_atomic(self.root, self.data_path(ep), table, self.fsync)
+        write_parquet_atomic(self.root, self.data_path(ep), table, self.fsync)
         for cam, tmp in videos.items():
-            _publish(tmp, self.video_path(f"{IMAGE_PREFIX}{cam}", ep), self.fsync)
+            publish(tmp, self.video_path(f"{IMAGE_PREFIX}{cam}", ep), self.fsync)
         # Content hashes of the files as published: the reader checks them, so corruption is caught.
         hashes = {"data": file_sha256(self.data_path(ep))}
         hashes.update({f"videos/{IMAGE_PREFIX}{cam}": file_sha256(self.video_path(f"{IMAGE_PREFIX}{cam}", ep)) for cam in videos})
@@ -255,31 +256,31 @@ class _Committer:
         # Commit point: the episode exists once its meta file does.
         meta_path = self.meta_path(ep)
         meta = self._meta_table(ep, length, start, episode_tasks, ep_stats, episode_info, hashes)
-        _write_parquet_atomic(self.root, meta_path, meta, self.fsync)
+        write_parquet_atomic(self.root, meta_path, meta, self.fsync)
         if self.fsync:
-            _fsync_dir(meta_path.parent)
+            fsync_dir(meta_path.parent)
 
         # Derived metadata: stats first, info last (a stale info.json triggers recomputation).
-        old = {} if stale else _stats_from_json(_read_json(self.root / "meta" / "stats.json", "stats.json"))
+        old = {} if stale else stats_from_json(read_json(self.root / "meta" / "stats.json", "stats.json"))
         if ep == 0:
             stats = dict(ep_stats)
         elif old:
-            stats = _merge_stats([old, ep_stats])
+            stats = merge_stats([old, ep_stats])
         else:  # stale or missing stats.json: recompute from every episode's own stats
-            stats = _merge_stats(self._all_episode_stats())
-        _write_json_atomic(self.root, self.root / "meta" / "stats.json", _stats_to_json(stats), self.fsync)
+            stats = merge_stats(self._all_episode_stats())
+        write_json_atomic(self.root, self.root / "meta" / "stats.json", stats_to_json(stats), self.fsync)
         info.update(
             total_episodes=ep + 1,
             total_frames=start + length,
             total_tasks=len(tasks),
             splits={"train": f"0:{ep + 1}"},
         )
-        _write_json_atomic(self.root, self._info_path(), info, self.fsync)
+        write_json_atomic(self.root, self._info_path(), info, self.fsync)
         return ep
 
     def _meta_table(self, ep: int, length: int, start: int, tasks: list[str], stats: Mapping[str, Stats],
                     info: Mapping[str, int | float | str] | None = None, hashes: Mapping[str, str] | None = None) -> pa.Table:
-        c, f = _chunk_file(ep, self.chunks_size)
+        c, f = chunk_file(ep, self.chunks_size)
         row: dict[str, pa.Array] = {
             "episode_index": pa.array([ep], pa.int64()),
             "tasks": pa.array([tasks], pa.list_(pa.string())),
@@ -300,7 +301,7 @@ class _Committer:
         row["meta/episodes/chunk_index"] = pa.array([c], pa.int64())
         row["meta/episodes/file_index"] = pa.array([f], pa.int64())
         for key, st in stats.items():  # in each stat's own shape: (n,) lists, or (3, 1, 1) nested for cameras
-            for s in _stat_names(st):
+            for s in stat_names(st):
                 value = np.asarray(st[s])
                 typ = pa.int64() if s == "count" else pa.float64()
                 for _ in range(value.ndim - 1):
@@ -345,8 +346,8 @@ class DatasetWriter:
         self.fps = int(fps)
         self.cameras = {str(k): (int(h), int(w)) for k, (h, w) in cameras.items()}
         for cam, (h, w) in self.cameras.items():
-            if not _CAMERA_RE.match(cam):
-                raise ValueError(f"camera name {cam!r} must match {_CAMERA_RE.pattern}")
+            if not CAMERA_RE.match(cam):
+                raise ValueError(f"camera name {cam!r} must match {CAMERA_RE.pattern}")
             if h < 2 or w < 2 or h % 2 or w % 2:
                 raise ValueError(f"camera {cam!r}: yuv420p needs even H and W, got {h}x{w}")
         self.features: dict[str, FeatureSpec] = dict(DEFAULT_FEATURES)
@@ -355,13 +356,13 @@ class DatasetWriter:
                 raise ValueError(f"feature name {name!r} is reserved")
             self.features[name] = spec if isinstance(spec, FeatureSpec) else FeatureSpec.from_json(spec)
         self.codec = codec
-        self._codec_options = _codec_options(codec, crf, gop or max(1, 2 * self.fps))
+        self._codec_options = codec_options(codec, crf, gop or max(1, 2 * self.fps))
 
         features_json: dict[str, Any] = {k: v.to_json() for k, v in self.features.items()}
         for cam, (h, w) in self.cameras.items():
-            features_json[f"{IMAGE_PREFIX}{cam}"] = _video_feature_json(h, w, self.fps, codec)
-        features_json.update({k: v.to_json() for k, v in _INDEX_SPECS.items()})
-        self._committer = _Committer(
+            features_json[f"{IMAGE_PREFIX}{cam}"] = video_feature_json(h, w, self.fps, codec)
+        features_json.update({k: v.to_json() for k, v in INDEX_SPECS.items()})
+        self._committer = Committer(
             self.root, fps=self.fps, robot_type=robot_type, features_json=features_json, fsync=fsync
         )
         self._reset()
@@ -369,13 +370,13 @@ class DatasetWriter:
     @classmethod
     def open(cls, root: str | os.PathLike[str], **kwargs: Any) -> DatasetWriter:
         """Append to an existing dataset, taking fps, features, cameras and codec from its info.json."""
-        info = LeRobotDataset._load_info(Path(root) / "meta" / "info.json")
+        info = load_info(Path(root) / "meta" / "info.json")
         feats = info["features"]
         videos = {k: v for k, v in feats.items() if v["dtype"] == "video"}
         cameras = {k[len(IMAGE_PREFIX) :]: (v["shape"][0], v["shape"][1]) for k, v in videos.items()}
         codec = next((v.get("info", {}).get("video.codec") for v in videos.values()), "h264")
         extra = {k: FeatureSpec.from_json(v) for k, v in feats.items() if k not in videos and k not in INDEX_COLUMNS}
-        kwargs.setdefault("codec", {"h264": "libx264", "av1": "libsvtav1"}.get(codec, codec))
+        kwargs.setdefault("codec", encoder_name(codec))
         kwargs.setdefault("robot_type", info.get("robot_type", "unknown"))
         return cls(root, int(info["fps"]), cameras, extra, **kwargs)
 
@@ -384,8 +385,8 @@ class DatasetWriter:
     def _reset(self) -> None:
         self._columns: dict[str, list[np.ndarray]] = {k: [] for k in self.features}
         self._tasks: list[str] = []
-        self._encoders: dict[str, _VideoEncoder] = {}
-        self._image_stats: dict[str, _ImageStats] = {}
+        self._encoders: dict[str, VideoEncoder] = {}
+        self._image_stats: dict[str, ImageStats] = {}
 
     @property
     def num_buffered_frames(self) -> int:
@@ -426,9 +427,9 @@ class DatasetWriter:
         for cam, img in images.items():
             if cam not in self._encoders:
                 h, w = self.cameras[cam]
-                tmp = _tmp_path(self.root, f"{cam}.mp4")
-                self._encoders[cam] = _VideoEncoder(tmp, self.fps, h, w, self.codec, self._codec_options)
-                self._image_stats[cam] = _ImageStats()
+                tmp = tmp_path(self.root, f"{cam}.mp4")
+                self._encoders[cam] = VideoEncoder(tmp, self.fps, h, w, self.codec, self._codec_options)
+                self._image_stats[cam] = ImageStats()
             self._encoders[cam].write(np.ascontiguousarray(img))
             self._image_stats[cam].add(img)
         for name, v in row.items():
