@@ -19,11 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from vjepa_planning.apps.cli import command, parse
 from vjepa_planning.control.goal_image import check_goal_camera, load_episode_spec, load_goal_image, sidecar_path
-from vjepa_planning.control.loop import run_episode
-from vjepa_planning.control.policies import PlannerPolicy, RandomPolicy, oracle_policy
+from vjepa_planning.control.loop import POLICIES, make_policy, run_episode
 from vjepa_planning.control.recording import EpisodeRecorder
 from vjepa_planning.control.rerun_log import RerunLogger
-from vjepa_planning.planners.mpc import SubgoalMPC
 from vjepa_planning.robot_drivers.factory import make_driver
 
 log = logging.getLogger(__name__)
@@ -53,29 +51,21 @@ def run(cfg: DictConfig) -> dict:
     if spec and spec.task != cfg.env.task:
         print(f"plan-goal: {sidecar_path(goal_path)} sets env.task={spec.task} (the config said {cfg.env.task})", flush=True)
     check_goal_camera(goal_path, goal_camera, env_cfg.camera, cfg.driver.type)
-    if cfg.policy == "planner":
-        from vjepa_planning.control.build import check_sim_camera
-
-        check_sim_camera(cfg.world_model, env_cfg, cfg.driver)
-    driver = make_driver(cfg.driver, env_cfg, episode=spec)
+    if cfg.policy not in POLICIES:
+        raise SystemExit(f"plan-goal: unknown policy {cfg.policy!r} ({', '.join(POLICIES)})")
     if cfg.policy == "oracle" and spec is None:
         raise SystemExit(f"plan-goal: policy=oracle needs {sidecar_path(goal_path)} (written by render-goal)")
-    if cfg.policy not in ("planner", "oracle", "random"):
-        raise SystemExit(f"plan-goal: unknown policy {cfg.policy!r} (planner, oracle or random)")
-
+    driver = make_driver(cfg.driver, env_cfg, episode=spec)
     mpc = None
     if cfg.policy == "planner":  # before the reset: a compiled rollout is built here, not with the arm waiting
-        from vjepa_planning.control.build import describe_compute, load_world_model, make_mpc
+        from vjepa_planning.control.build import describe_compute, load_world_model, make_mpc, sim_camera
 
         print(f"plan-goal: world model in {describe_compute(cfg.world_model)}", flush=True)
-        mpc = make_mpc(load_world_model(cfg.world_model), cfg.planner)
+        mpc = make_mpc(load_world_model(cfg.world_model, sim_camera(env_cfg, cfg.driver)), cfg.planner)
     obs = driver.reset()
     budget = int(cfg.max_steps or driver.step_budget or DEFAULT_BUDGET)
-    if mpc is not None:
-        policy = PlannerPolicy(SubgoalMPC(mpc, [*subgoal_images, goal_image], switch_every=cfg.subgoals.switch_every,
-                                          switch_energy=cfg.subgoals.switch_energy, budget=budget))
-    else:
-        policy = oracle_policy(driver) if cfg.policy == "oracle" else RandomPolicy(int(cfg.env.seed))
+    policy = make_policy(cfg.policy, driver, seed=int(cfg.env.seed), mpc=mpc, goals=[*subgoal_images, goal_image], budget=budget,
+                         switch_every=cfg.subgoals.switch_every, switch_energy=cfg.subgoals.switch_energy)
     recorder = EpisodeRecorder(cfg.log_dir, cfg.env.camera, obs.image.shape[:2], fps=4, privileged=bool(obs.info))
     recorder.start(f"reach the goal image {goal_path.name}", obs)
     viz = RerunLogger(cfg.rerun, camera=cfg.env.camera) if cfg.rerun else None

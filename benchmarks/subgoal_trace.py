@@ -22,10 +22,9 @@ def main() -> None:
     from omegaconf import OmegaConf
 
     from vjepa_planning.control.build import compose_and_load, make_mpc
-    from vjepa_planning.control.loop import steps
-    from vjepa_planning.control.policies import PlannerPolicy
+    from vjepa_planning.control.loop import make_policy, steps
     from vjepa_planning.envs.tasks.grasp import grasp_pose
-    from vjepa_planning.planners.mpc import SubgoalMPC
+    from vjepa_planning.robot_drivers.base import SimCapabilities
     from vjepa_planning.robot_drivers.factory import make_driver
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -39,11 +38,13 @@ def main() -> None:
     cfg, wm = compose_and_load("sim_benchmark", args.overrides)
     mpc = make_mpc(wm, cfg.planner)
     driver = make_driver(cfg.driver, OmegaConf.merge(cfg.env, {"task": args.task, "max_steps": None}))
+    if not isinstance(driver, SimCapabilities):
+        raise SystemExit("subgoal_trace.py: needs the in-process sim (driver=sim) for the sub-goal photos and the cube's pose")
     budget = driver.step_budget
     for seed in args.seed_list or range(args.first_seed, args.first_seed + args.seeds):
         obs = driver.reset(seed=seed)
         mpc.planner.reseed(int(cfg.planner.seed or 0) + seed)
-        policy = PlannerPolicy(SubgoalMPC(mpc, driver.subgoal_images(), budget=budget))
+        policy = make_policy("planner", driver, seed=seed, mpc=mpc, goals=driver.subgoal_images(), budget=budget)
         target = np.array(grasp_pose(driver.episode_spec).ee)
         trace = []
         for r in steps(driver, policy, obs, budget):

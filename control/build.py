@@ -27,11 +27,15 @@ def world_model_overrides(spec: str) -> list[str]:
 READOUT_SOURCES = ("safetensors", "official")  # world-model sources that take a gripper readout (world_model.readout)
 
 
-def load_world_model(cfg: Mapping[str, Any]):
+def load_world_model(cfg: Mapping[str, Any], camera: str | None = None):
+    """The `world_model` config group -> a world model. `camera`: the sim camera it will plan from
+    (`sim_camera`; None off the sim), refused unless the predictor and readout were trained on it."""
     from vjepa_planning.worldmodel.checkpoints import load_module
     from vjepa_planning.worldmodel.compute_dtype import resolve_compile, resolve_dtype
     from vjepa_planning.worldmodel.world_model import VJEPAWorldModel
 
+    if camera is not None:
+        check_camera(cfg, camera)
     dtype, _ = resolve_dtype(cfg["dtype"], cfg["device"])
     compiled, _ = resolve_compile(cfg.get("compile", False), cfg["device"])
     kw = dict(device=cfg["device"], dtype=dtype, max_batch=cfg.get("max_batch"), compile=compiled)
@@ -67,11 +71,17 @@ def describe_compute(cfg: Mapping[str, Any]) -> str:
     return text
 
 
-def check_sim_camera(world_model_cfg: Mapping[str, Any], env_cfg: Mapping[str, Any], driver_cfg: Mapping[str, Any]) -> None:
+def sim_camera(env_cfg: Mapping[str, Any], driver_cfg: Mapping[str, Any]) -> str | None:
+    """The camera a world model will see: `env.camera` in the sim; None on a real robot (its camera has
+    no sim name to compare)."""
+    return env_cfg["camera"] if driver_cfg["type"] == "sim" else None
+
+
+def check_camera(world_model_cfg: Mapping[str, Any], camera: str) -> None:
     """Refuse to plan in the sim from another camera than the one the predictor (or the gripper readout) was
     trained on: every energy would compare views the model never saw, and the episode would fail for no visible
     reason."""
-    if driver_cfg["type"] != "sim" or world_model_cfg["source"] not in ("safetensors", "lewm"):
+    if world_model_cfg["source"] not in ("safetensors", "lewm"):
         return
     from vjepa_planning.envs.scene import CAMERAS
     from vjepa_planning.worldmodel.checkpoints import read_metadata
@@ -82,7 +92,6 @@ def check_sim_camera(world_model_cfg: Mapping[str, Any], env_cfg: Mapping[str, A
         if not path.exists():
             continue  # load_world_model names the missing file
         trained = read_metadata(path)["extra"].get("camera")
-        camera = env_cfg["camera"]
         if trained in CAMERAS and trained != camera:
             what = "gripper readout" if key == "readout" else "world model"
             raise ValueError(
@@ -96,8 +105,7 @@ def compose_and_load(config_name: str, overrides: list[str]):
     """(config, world model) for a script: compose `config_name` with the overrides, refuse a sim camera the
     predictor was not trained on, load the world model."""
     cfg = compose_config(config_name, overrides)
-    check_sim_camera(cfg.world_model, cfg.env, cfg.driver)
-    return cfg, load_world_model(cfg.world_model)
+    return cfg, load_world_model(cfg.world_model, sim_camera(cfg.env, cfg.driver))
 
 
 _MPC_KEYS = {"name", "context_frames"}  # planner settings read by make_mpc, not by the sampling loop

@@ -110,7 +110,7 @@ def _driver(task: str):
 
 def run_job(job: EpisodeJob) -> dict:
     from vjepa_planning.control.loop import steps
-    from vjepa_planning.control.policies import ScenePolicy
+    from vjepa_planning.control.loop import ScenePolicy
     from vjepa_planning.control.recording import EpisodeRecorder
     from vjepa_planning.envs.policies import GripperPerturbation, NoisyOracle, RandomExploration
 

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from vjepa_planning.control.engines import map_unordered
+from vjepa_planning.control.loop import POLICIES
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -54,10 +55,9 @@ def _init_worker(cfg_yaml: str, threads: int) -> None:
 
 
 def _run_job(job: Job) -> dict:
-    from vjepa_planning.control.loop import run_episode
-    from vjepa_planning.control.policies import PlannerPolicy, RandomPolicy, oracle_policy
+    from vjepa_planning.control.loop import make_policy, run_episode
     from vjepa_planning.control.rerun_log import RerunLogger
-    from vjepa_planning.planners.mpc import SubgoalMPC
+    from vjepa_planning.robot_drivers.base import SimCapabilities
     from vjepa_planning.robot_drivers.factory import make_driver
 
     cfg = _worker["cfg"]
@@ -66,22 +66,19 @@ def _run_job(job: Job) -> dict:
     driver = _worker["drivers"][job.task]
     obs = driver.reset(seed=job.seed)
     goal = driver.goal_image()
-    budget = driver.step_budget
     goals = None
     if job.policy == "planner":
         if _worker["mpc"] is None:
             from vjepa_planning.control.build import load_world_model, make_mpc
 
-            _worker["mpc"] = make_mpc(load_world_model(cfg.world_model), cfg.planner)
+            _worker["mpc"] = make_mpc(load_world_model(cfg.world_model), cfg.planner)  # camera checked by `benchmark`
         if cfg.planner.seed is not None:  # per episode: results must not depend on which worker ran what before
             _worker["mpc"].planner.reseed(int(cfg.planner.seed) + job.seed)
+        if cfg.subgoals.enabled and not isinstance(driver, SimCapabilities):
+            raise ValueError("sim-benchmark: subgoals.enabled needs the sim's sub-goal photos (driver=sim), or subgoals.enabled=false")
         goals = driver.subgoal_images() if cfg.subgoals.enabled else [goal]
-        policy = PlannerPolicy(SubgoalMPC(_worker["mpc"], goals, switch_every=cfg.subgoals.switch_every,
-                                          switch_energy=cfg.subgoals.switch_energy, budget=budget))
-    elif job.policy == "oracle":
-        policy = oracle_policy(driver)
-    else:
-        policy = RandomPolicy(job.seed + 7_919)
+    policy = make_policy(job.policy, driver, seed=job.seed + 7_919, mpc=_worker["mpc"], goals=goals, budget=driver.step_budget,
+                         switch_every=cfg.subgoals.switch_every, switch_energy=cfg.subgoals.switch_energy)
     viz = None
     if cfg.rerun:
         viz = RerunLogger(str(Path(cfg.rerun) / f"{job.task}_{job.policy}_{job.seed}.rrd"), recording=f"{job.task}-{job.policy}-{job.seed}",
@@ -90,7 +87,7 @@ def _run_job(job: Job) -> dict:
         if goals and len(goals) > 1:
             viz.log_subgoals(goals[:-1])
     t0 = time.perf_counter()
-    result = run_episode(driver, policy, obs, budget, viz=viz, log=None)
+    result = run_episode(driver, policy, obs, driver.step_budget, viz=viz, log=None)
     if viz:
         viz.close()
     return {
@@ -175,13 +172,14 @@ def benchmark_seeds(cfg: DictConfig) -> list[int]:
 
 def benchmark(cfg: DictConfig) -> dict:
     tasks, policies = list(cfg.tasks), list(cfg.policies)
-    unknown = set(policies) - {"planner", "random", "oracle"}
+    unknown = set(policies) - set(POLICIES)
     if unknown:
-        raise SystemExit(f"sim-benchmark: unknown policies {sorted(unknown)} (planner, random, oracle)")
+        raise SystemExit(f"sim-benchmark: unknown policies {sorted(unknown)} ({', '.join(POLICIES)})")
     if "planner" in policies:
-        from vjepa_planning.control.build import check_sim_camera, describe_compute
+        from vjepa_planning.control.build import check_camera, describe_compute, sim_camera
 
-        check_sim_camera(cfg.world_model, cfg.env, cfg.driver)
+        if (camera := sim_camera(cfg.env, cfg.driver)) is not None:  # here, once, not in every worker
+            check_camera(cfg.world_model, camera)
         print(f"sim-benchmark: world model in {describe_compute(cfg.world_model)}", flush=True)
     seeds = benchmark_seeds(cfg)
     jobs = [Job(t, p, s) for t in tasks for p in policies for s in seeds]

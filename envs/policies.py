@@ -18,7 +18,7 @@ class RandomExploration:
     """Random translation per axis and occasional gripper open/close; rotation held (the planner's
     default search space). With `smoothing` > 0 it is a correlated random walk reflected at the
     exploration box: broader coverage for training data than white noise. (The benchmark's random floor
-    is `control.policies.RandomPolicy`, which needs no privileged state.)"""
+    is `control.loop.RandomPolicy`, which needs no privileged state.)"""
 
     def __init__(self, rng: np.random.Generator, step: float = 0.05, smoothing: float = 0.0, gripper_prob: float = 0.2):
         self.rng, self.step, self.smoothing, self.gripper_prob = rng, step, smoothing, gripper_prob

@@ -1,10 +1,10 @@
-"""The one control loop (control/loop.py) and the policies it runs (control/policies.py), on the real sim."""
+"""The one control loop and the policies it runs (control/loop.py), on the real sim."""
 
 import numpy as np
 import pytest
 
-from vjepa_planning.control.loop import run_episode, step_line, steps
-from vjepa_planning.control.policies import PlannerPolicy, Policy, PolicyStep, RandomPolicy, ScenePolicy, oracle_policy
+from vjepa_planning.control.loop import (PlannerPolicy, Policy, PolicyStep, RandomPolicy, ScenePolicy, make_policy, oracle_policy,
+                                        run_episode, step_line, steps)
 from vjepa_planning.planners import CEMPlanner, PlannerConfig
 from vjepa_planning.planners.mpc import LatentMPC, SubgoalMPC
 from vjepa_planning.robot_drivers.sim_driver import SimDriver
@@ -129,3 +129,19 @@ def test_the_readme_python_example_runs():
     exec(code.replace("budget=driver.step_budget", "budget=2").replace("print(", "_ = ("), scope)  # noqa: S102
     assert scope["result"].steps == 2 and len(scope["result"].energies) == 2
     scope["driver"].close()
+
+
+def test_make_policy_builds_each_named_policy_and_refuses_the_rest(tiny_wm, driver):
+    """The `policy` names plan-goal and sim-benchmark share: the planner walks the goals it is given, the
+    oracle and the random floor need no model, and a typo or a planner without its MPC is refused."""
+    driver.reset(seed=4)
+    mpc = LatentMPC(tiny_wm, CEMPlanner(tiny_wm, PlannerConfig(horizon=2, num_samples=8, iterations=1, num_elites=2, seed=0)))
+    planner = make_policy("planner", driver, seed=0, mpc=mpc, goals=[image(100), image(101)], budget=6)
+    assert isinstance(planner, PlannerPolicy) and planner.mpc.switch_every == [3]  # an even share of the budget
+    assert isinstance(make_policy("oracle", driver, seed=0), ScenePolicy)
+    a, b = (make_policy("random", driver, seed=5).act(None).action for _ in range(2))
+    np.testing.assert_array_equal(a, b)  # the seed fixes the floor's actions
+    with pytest.raises(ValueError, match="needs the world-model MPC"):
+        make_policy("planner", driver, seed=0, goals=[image(100)])
+    with pytest.raises(ValueError, match="policy must be one of planner, oracle, random, got 'orcale'"):
+        make_policy("orcale", driver, seed=0)
