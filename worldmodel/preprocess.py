@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from vjepa_planning.robot_pose.imaging import center_square_crop
@@ -86,3 +87,33 @@ def encode_in_batches(frames, batch_size: int, encode_images) -> torch.Tensor:
     images = frames.reshape(-1, *frames.shape[-3:])  # [M, H, W, 3]
     z = torch.cat([encode_images(images[i : i + batch_size]) for i in range(0, images.shape[0], batch_size)])  # [M, N, D]
     return z if len(lead) < 2 else z.unflatten(0, lead)  # [B, N, D] or [B, T, N, D]
+
+
+class FrameTokenEncoder(nn.Module):
+    """The encode path every frozen image backbone shares (protocol.FrameEncoder): uint8 frames ->
+    ``preprocess_frames`` -> the backbone's patch tokens (``tokens``, per subclass) -> layer norm when
+    ``normalize``, ``batch_size`` images at a time."""
+
+    tubelet_size = 1  # frames per image the backbone takes (a V-JEPA video ViT: its tubelet)
+
+    def __init__(self, img_size: int, *, interpolation: Interp, mean, std, normalize: bool, batch_size: int,
+                 device: torch.device | str, dtype: torch.dtype):
+        super().__init__()
+        self.img_size, self.interpolation, self.mean, self.std = img_size, interpolation, tuple(mean), tuple(std)
+        self.normalize, self.batch_size = normalize, batch_size
+        self.device, self.dtype = torch.device(device), dtype
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """[m, 3, tubelet, S, S] preprocessed images -> [m, N, D] patch tokens."""
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def encode(self, frames) -> torch.Tensor:
+        """[H, W, 3] -> [1, N, D]; [B, H, W, 3] -> [B, N, D]; [B, T, H, W, 3] -> [B, T, N, D] (uint8)."""
+        return encode_in_batches(frames, self.batch_size, self._encode_images)
+
+    def _encode_images(self, images) -> torch.Tensor:
+        x = preprocess_frames(images, self.img_size, self.tubelet_size, interpolation=self.interpolation,
+                              mean=self.mean, std=self.std, dtype=self.dtype, device=self.device)  # [m, 3, tubelet, S, S]
+        z = self.tokens(x)  # [m, N, D]
+        return F.layer_norm(z, (z.shape[-1],)) if self.normalize else z

@@ -13,11 +13,8 @@ import os
 from pathlib import Path
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-from vjepa_planning.worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD, Interp, encode_in_batches, preprocess_frames
-from vjepa_planning.worldmodel.protocol import Frames
+from vjepa_planning.worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD, FrameTokenEncoder, Interp
 
 
 def import_timm():
@@ -36,7 +33,7 @@ def import_timm():
     return timm
 
 
-class TimmFrameEncoder(nn.Module):
+class TimmFrameEncoder(FrameTokenEncoder):
     """A frozen timm ViT as a protocol.FrameEncoder (per-image patch tokens)."""
 
     def __init__(
@@ -51,33 +48,19 @@ class TimmFrameEncoder(nn.Module):
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
     ):
-        super().__init__()
         timm = import_timm()
         from vjepa_planning.worldmodel.checkpoints import load_strict
 
         model = timm.create_model(model_name, pretrained=False, num_classes=0, img_size=img_size)
         load_strict(model, _read_weights(Path(weights_path)))
-        self.model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
         cfg = getattr(model, "pretrained_cfg", {}) or {}
-        self.mean = tuple(cfg.get("mean", IMAGENET_MEAN))
-        self.std = tuple(cfg.get("std", IMAGENET_STD))
-        self.img_size, self.interpolation = img_size, interpolation
-        self.normalize, self.batch_size = normalize, batch_size
+        super().__init__(img_size, interpolation=interpolation, mean=cfg.get("mean", IMAGENET_MEAN), std=cfg.get("std", IMAGENET_STD),
+                         normalize=normalize, batch_size=batch_size, device=device, dtype=dtype)
+        self.model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
         self.num_prefix_tokens = getattr(model, "num_prefix_tokens", 1)
-        self.device, self.dtype = torch.device(device), dtype
 
-    @torch.inference_mode()
-    def encode(self, frames: Frames) -> torch.Tensor:
-        """[H, W, 3] -> [1, N, D]; [B, H, W, 3] -> [B, N, D]; [B, T, H, W, 3] -> [B, T, N, D] (uint8)."""
-        return encode_in_batches(frames, self.batch_size, self._encode_images)
-
-    def _encode_images(self, images) -> torch.Tensor:
-        x = preprocess_frames(
-            images, self.img_size, 1,
-            interpolation=self.interpolation, mean=self.mean, std=self.std, dtype=self.dtype, device=self.device,
-        )[:, :, 0]  # [m, 3, S, S]
-        tokens = self.model.forward_features(x)[:, self.num_prefix_tokens :]  # [m, N, D] (class/register tokens dropped)
-        return F.layer_norm(tokens, (tokens.shape[-1],)) if self.normalize else tokens
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_features(x[:, :, 0])[:, self.num_prefix_tokens :]  # [m, N, D] (class/register tokens dropped)
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:

@@ -19,12 +19,11 @@ import time
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from vjepa_planning.worldmodel import checkpoints
 from vjepa_planning.worldmodel.encoder import VisionTransformer
 from vjepa_planning.worldmodel.predictor import ACPredictor, RolloutContext
-from vjepa_planning.worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD, Interp, encode_in_batches, preprocess_frames
+from vjepa_planning.worldmodel.preprocess import IMAGENET_MEAN, IMAGENET_STD, FrameTokenEncoder, Interp
 from vjepa_planning.worldmodel.protocol import FrameEncoder, Frames
 from vjepa_planning.worldmodel.readout import GripperReadout
 
@@ -37,7 +36,7 @@ def _freeze(module: nn.Module, device, dtype) -> nn.Module:
     return module
 
 
-class VJEPAFrameEncoder(nn.Module):
+class VJEPAFrameEncoder(FrameTokenEncoder):
     """A V-JEPA 2 ViT as a FrameEncoder: each uint8 image -> preprocess (centre crop, resize to
     ``img_size``, ImageNet normalisation, repeated to one tubelet) -> patch features [N, D]."""
 
@@ -54,25 +53,13 @@ class VJEPAFrameEncoder(nn.Module):
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
     ):
-        super().__init__()
+        super().__init__(img_size or encoder.img_size, interpolation=interpolation, mean=mean, std=std, normalize=normalize,
+                         batch_size=batch_size, device=device, dtype=dtype)
         self.encoder = _freeze(encoder, device, dtype)
-        self.img_size = img_size or encoder.img_size
-        self.interpolation, self.mean, self.std = interpolation, mean, std
-        self.normalize, self.batch_size = normalize, batch_size
-        self.device, self.dtype = torch.device(device), dtype
+        self.tubelet_size = encoder.tubelet_size
 
-    @torch.inference_mode()
-    def encode(self, frames: Frames) -> torch.Tensor:
-        """[H, W, 3] -> [1, N, D]; [B, H, W, 3] -> [B, N, D]; [B, T, H, W, 3] -> [B, T, N, D] (uint8)."""
-        return encode_in_batches(frames, self.batch_size, self._encode_images)
-
-    def _encode_images(self, images) -> torch.Tensor:
-        x = preprocess_frames(
-            images, self.img_size, self.encoder.tubelet_size,
-            interpolation=self.interpolation, mean=self.mean, std=self.std, dtype=self.dtype, device=self.device,
-        )  # [m, 3, tubelet, S, S]
-        z = self.encoder(x)  # [m, N, D]
-        return F.layer_norm(z, (z.shape[-1],)) if self.normalize else z
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)  # [m, 3, tubelet, S, S] -> [m, N, D]
 
 
 class VJEPAWorldModel(nn.Module):
