@@ -12,7 +12,6 @@ import json
 import shlex
 import sys
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vjepa_planning.apps.cli import command, parse
@@ -20,28 +19,15 @@ from vjepa_planning.worldmodel.model_card import encoder_card
 
 
 def run(cfg: DictConfig, progress: bool = True) -> dict:
-    from vjepa_planning.worldmodel.data.clips import split_episodes
-    from vjepa_planning.worldmodel.data.lerobot import LeRobotDataset
-    from vjepa_planning.worldmodel.pretrain import build_pretrainer, load_clip_memory, pretrain, pretrain_config
-    from vjepa_planning.worldmodel.train import resolve_device
+    from vjepa_planning.worldmodel.pretrain import pretrain_config, pretrain_from_dataset
 
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
-    device = resolve_device(cfg.device)
-    dataset = LeRobotDataset(cfg.data, on_error="skip")
-    train_eps, val_eps = split_episodes(dataset.episode_indices, float(cfg.val_fraction), int(cfg.seed))
-    pcfg = pretrain_config(OmegaConf.to_container(cfg.train, resolve=True), int(cfg.seed))
-    memory = load_clip_memory(dataset, cfg.camera, int(cfg.encoder.img_size), train_eps, progress=progress)
-    trainer = build_pretrainer(OmegaConf.to_container(cfg.encoder), OmegaConf.to_container(cfg.mask_predictor),
-                               pcfg, device)
-    meta = {"data": str(cfg.data), "camera": cfg.camera, "train_episodes": len(train_eps),
-            "train_frames": memory.num_frames, "held_out_episodes": len(val_eps),
-            "config": OmegaConf.to_container(cfg, resolve=True)}
-    summary = pretrain(trainer, memory, cfg.run_dir, cfg.out, checkpoint_every=int(cfg.checkpoint_every),
-                       log_every=int(cfg.log_every), progress=progress, extra_meta={"data": meta},
-                       export_dtype=getattr(torch, cfg.export_dtype))
-    summary.update(train_episodes=len(train_eps), train_frames=memory.num_frames, held_out_episodes=len(val_eps))
-    return summary
+    return pretrain_from_dataset(
+        cfg.data, cfg.camera, OmegaConf.to_container(cfg.encoder), OmegaConf.to_container(cfg.mask_predictor),
+        pretrain_config(OmegaConf.to_container(cfg.train, resolve=True), int(cfg.seed)), run_dir=cfg.run_dir,
+        out=cfg.out, val_fraction=cfg.val_fraction, checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every,
+        export_dtype=cfg.export_dtype, device=cfg.device, threads=cfg.threads, progress=progress,
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )
 
 
 @command("pretrain-encoder")

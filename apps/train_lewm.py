@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vjepa_planning.apps.cli import command, parse
@@ -23,40 +21,16 @@ from vjepa_planning.worldmodel.model_card import lewm_card
 
 
 def run(cfg: DictConfig, progress: bool = True) -> dict:
-    from vjepa_planning.worldmodel.data.clips import split_episodes
-    from vjepa_planning.worldmodel.data.lerobot import LeRobotDataset
-    from vjepa_planning.worldmodel.lewm.train import LeWMTrainConfig, build_trainer, train_lewm
-    from vjepa_planning.worldmodel.pretrain import load_clip_memory
-    from vjepa_planning.worldmodel.train import init_distributed, resolve_device
+    from vjepa_planning.worldmodel.lewm.train import LeWMTrainConfig, train_lewm_from_dataset
 
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
-    device = resolve_device(cfg.device)
-    dd = init_distributed(device)
-    if device.type == "cuda" and dd.world_size > 1:
-        device = torch.device("cuda", dd.rank % torch.cuda.device_count())
-        torch.cuda.set_device(device)
     t = OmegaConf.to_container(cfg.train, resolve=True)
-    tcfg = LeWMTrainConfig(**{**t, "betas": tuple(t["betas"])}, seed=int(cfg.seed))
-    dataset = LeRobotDataset(cfg.data, on_error="skip")
-    train_eps, val_eps = split_episodes(dataset.episode_indices, float(cfg.val_fraction), int(cfg.seed))
-    size = int(cfg.img_size)
-    progress = progress and dd.main
-    memory = load_clip_memory(dataset, cfg.camera, size, train_eps, progress=progress, with_actions=True)
-    val = load_clip_memory(dataset, cfg.camera, size, val_eps, progress=progress, with_actions=True) if val_eps else None
-    trainer = build_trainer(OmegaConf.to_container(cfg.model), tcfg, memory, device)
-    meta = {"data": str(cfg.data), "camera": cfg.camera, "train_episodes": len(train_eps),
-            "train_frames": memory.num_frames, "held_out_episodes": len(val_eps),
-            "config": OmegaConf.to_container(cfg, resolve=True)}
-    summary = train_lewm(trainer, memory, cfg.run_dir, cfg.out, val_memory=val, checkpoint_every=int(cfg.checkpoint_every),
-                         log_every=int(cfg.log_every), progress=progress, extra_meta={"camera": cfg.camera, "data": meta},
-                         step_delay_s=float(cfg.step_delay_s))
-    summary.update(train_episodes=len(train_eps), train_frames=memory.num_frames, held_out_episodes=len(val_eps))
-    if dd.world_size > 1:
-        from vjepa_planning.worldmodel.run_state import atomic_write_text
-
-        atomic_write_text(Path(cfg.run_dir) / f"final_rank{dd.rank}.json", json.dumps(summary, indent=1))
-    return summary
+    return train_lewm_from_dataset(
+        cfg.data, cfg.camera, int(cfg.img_size), OmegaConf.to_container(cfg.model),
+        LeWMTrainConfig(**{**t, "betas": tuple(t["betas"])}, seed=int(cfg.seed)), run_dir=cfg.run_dir, out=cfg.out,
+        val_fraction=cfg.val_fraction, checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every,
+        step_delay_s=cfg.step_delay_s, device=cfg.device, threads=cfg.threads, progress=progress,
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )
 
 
 @command("train-lewm")

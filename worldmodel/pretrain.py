@@ -10,7 +10,8 @@ output there. The target encoder is an exponential moving average (EMA) of the c
 Read top to bottom: clip memory (videos decoded once, uint8 at the encoder's input size) and
 sampling / augmentation, the masked predictor, schedules, the ``Pretrainer`` (one optimisation
 step, EMA, state for resuming), then ``pretrain`` (the loop: progress bar, periodic atomic
-checkpoints via run_state.py, resume after a kill, loss log on disk, export of the EMA encoder).
+checkpoints via run_state.py, resume after a kill, loss log on disk, export of the EMA encoder) and
+``pretrain_from_dataset`` (pretrain-encoder's whole pipeline, from a dataset directory to the encoder file).
 """
 
 from __future__ import annotations
@@ -434,6 +435,44 @@ def pretrain(
                 **(extra_meta or {})}
         export_encoder(trainer.target, out, meta, export_dtype)
         summary["out"] = str(out)
+    return summary
+
+
+def pretrain_from_dataset(
+    data: str | os.PathLike,
+    camera: str,
+    encoder_cfg: dict,
+    mask_predictor_cfg: dict,
+    cfg: PretrainConfig,
+    *,
+    run_dir: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    val_fraction: float,
+    checkpoint_every: int,
+    log_every: int,
+    export_dtype: str,
+    device: str | torch.device | None = None,
+    threads: int | None = None,
+    max_steps_this_call: int | None = None,
+    progress: bool = True,
+    config: dict | None = None,
+) -> dict:
+    """pretrain-encoder: decode ``camera`` of the training episodes of ``data`` (the held-out split, seeded
+    by ``cfg.seed``, is never trained on), build the ``Pretrainer`` and ``pretrain`` it (``export_dtype``: a
+    torch dtype name). ``config``, the command's whole config, goes into the encoder's metadata. Returns
+    ``pretrain``'s summary with the split's counts."""
+    from vjepa_planning.worldmodel.data.clips import load_training_clips
+    from vjepa_planning.worldmodel.train import resolve_device  # lazily: worldmodel.train imports this module
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    device = resolve_device(device)
+    clips = load_training_clips(data, camera, int(encoder_cfg["img_size"]), val_fraction, cfg.seed, progress=progress)
+    trainer = build_pretrainer(encoder_cfg, mask_predictor_cfg, cfg, device)
+    summary = pretrain(trainer, clips.train, run_dir, out, checkpoint_every=int(checkpoint_every),
+                       log_every=int(log_every), max_steps_this_call=max_steps_this_call, progress=progress,
+                       extra_meta={"data": clips.meta(config)}, export_dtype=getattr(torch, export_dtype))
+    summary.update(clips.counts())
     return summary
 
 

@@ -5,6 +5,8 @@
   log line naming them; a dataset with no usable episode, or without the needed columns, raises
   ``DatasetError`` naming the problem.
 * ``split_episodes``: held-out validation episodes, split by episode with a seeded permutation.
+* ``load_training_clips``: the data step of pretrain-encoder and train-lewm: open a dataset, split it,
+  decode the training (and held-out) episodes' frames into memory.
 * ``clip_windows``: (episode, start, length) of every clip; an episode shorter than T gives one
   shorter clip (the batch pads it and masks the padding out of the loss: with block-causal
   attention, padding *after* the real frames cannot change the predictions for them).
@@ -18,11 +20,15 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from vjepa_planning.worldmodel.data.lerobot import DatasetError
+
+if TYPE_CHECKING:
+    from vjepa_planning.worldmodel.pretrain import ClipMemory
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +97,43 @@ def split_episodes(episodes: Sequence[int], val_fraction: float, seed: int) -> t
             val.remove(max(val, key=score))
     train = [ep for ep in episodes if ep not in set(val)]
     return train, sorted(val)
+
+
+@dataclass
+class TrainingClips:
+    """A dataset's training episodes decoded into memory (``train``), and its held-out ones (``val``) when asked for."""
+
+    data: str
+    camera: str
+    train: ClipMemory
+    val: ClipMemory | None
+    train_episodes: list[int]
+    held_out_episodes: list[int]
+
+    def counts(self) -> dict:
+        """The split's figures, as a trainer's summary reports them."""
+        return {"train_episodes": len(self.train_episodes), "train_frames": self.train.num_frames,
+                "held_out_episodes": len(self.held_out_episodes)}
+
+    def meta(self, config: dict | None) -> dict:
+        """Where a model's training frames came from, for its weights file's metadata."""
+        return {"data": self.data, "camera": self.camera, **self.counts(), "config": config}
+
+
+def load_training_clips(data, camera: str, size: int, val_fraction: float, seed: int, *, with_val: bool = False,
+                        with_actions: bool = False, progress: bool = True) -> TrainingClips:
+    """Open the dataset at ``data``, hold out episodes with ``split_episodes`` (the same set as post-training
+    and the probes) and decode ``camera`` of the training ones (and, ``with_val``, of the held-out ones) at
+    ``size`` with ``pretrain.load_clip_memory``."""
+    from vjepa_planning.worldmodel.data.lerobot import LeRobotDataset
+    from vjepa_planning.worldmodel.pretrain import load_clip_memory  # lazily: pretrain.py is the heavier module
+
+    dataset = LeRobotDataset(data, on_error="skip")
+    train_eps, val_eps = split_episodes(dataset.episode_indices, float(val_fraction), int(seed))
+    load = lambda eps: load_clip_memory(dataset, camera, int(size), eps, progress=progress, with_actions=with_actions)
+    train = load(train_eps)
+    val = load(val_eps) if with_val and val_eps else None
+    return TrainingClips(str(data), camera, train, val, train_eps, val_eps)
 
 
 def load_episodes(dataset, cache, episodes: Sequence[int]) -> list[EpisodeArrays]:

@@ -22,12 +22,14 @@ DDP (torchrun): every rank draws the same global batch from the shared generator
 slice of it; gradients are all-reduced, so the weights, the generator and the resume state stay identical
 on every rank and rank 0 alone writes files.
 
-Read top to bottom: config, sampling, the trainer (loss, step, resume state), validation, export, and
-``train_lewm`` (the loop from run_state.run_steps).
+Read top to bottom: config, sampling, the trainer (loss, step, resume state), validation, export,
+``train_lewm`` (the loop from run_state.run_steps) and ``train_lewm_from_dataset`` (train-lewm's whole
+pipeline, from a dataset directory to the model file).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from contextlib import nullcontext
@@ -256,8 +258,6 @@ def train_lewm(trainer: LeWMTrainer, memory: ClipMemory, run_dir, out=None, *, v
     if summary["complete"] and trainer.rank == 0:
         metrics = validate(trainer, val_memory) if val_memory is not None and val_memory.num_frames else {}
         summary["validation"] = metrics
-        import json
-
         atomic_write_text(Path(run_dir) / "metrics.json", json.dumps(metrics, indent=1))
         if out is not None:
             rows = log_rows(run_dir)
@@ -267,4 +267,37 @@ def train_lewm(trainer: LeWMTrainer, memory: ClipMemory, run_dir, out=None, *, v
                                         "final": {k: last.get(k) for k in ("loss", "pred_loss", "sigreg", "effective_rank")},
                                         "validation": metrics, **(extra_meta or {})})
             summary["out"] = str(out)
+    return summary
+
+
+def train_lewm_from_dataset(data: str | os.PathLike, camera: str, img_size: int, model_cfg: dict, cfg: LeWMTrainConfig, *,
+                            run_dir: str | os.PathLike, out: str | os.PathLike | None = None, val_fraction: float,
+                            checkpoint_every: int, log_every: int, step_delay_s: float,
+                            device: str | torch.device | None = None, threads: int | None = None,
+                            max_steps_this_call: int | None = None, progress: bool = True, config: dict | None = None) -> dict:
+    """train-lewm: join the torchrun process group if there is one (a CUDA device per rank), decode ``camera``
+    of ``data``'s training and held-out episodes (split seeded by ``cfg.seed``) at ``img_size`` with their
+    actions, build the trainer and ``train_lewm`` it. ``config``, the command's whole config, goes into the
+    model's metadata. Returns the summary with the split's counts; under DDP every rank also writes its own
+    to ``run_dir/final_rank<r>.json`` (the ranks' weights can then be compared)."""
+    from vjepa_planning.worldmodel.data.clips import load_training_clips
+    from vjepa_planning.worldmodel.train import init_distributed, resolve_device
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    device = resolve_device(device)
+    dd = init_distributed(device)
+    if device.type == "cuda" and dd.world_size > 1:
+        device = torch.device("cuda", dd.rank % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    progress = progress and dd.main
+    clips = load_training_clips(data, camera, img_size, val_fraction, cfg.seed, with_val=True, with_actions=True,
+                                progress=progress)
+    trainer = build_trainer(model_cfg, cfg, clips.train, device)
+    summary = train_lewm(trainer, clips.train, run_dir, out, val_memory=clips.val, checkpoint_every=int(checkpoint_every),
+                         log_every=int(log_every), max_steps_this_call=max_steps_this_call, progress=progress,
+                         extra_meta={"camera": camera, "data": clips.meta(config)}, step_delay_s=float(step_delay_s))
+    summary.update(clips.counts())
+    if dd.world_size > 1:
+        atomic_write_text(Path(run_dir) / f"final_rank{dd.rank}.json", json.dumps(summary, indent=1))
     return summary
