@@ -1,6 +1,7 @@
 """MuJoCo Franka Panda scene, controller and the four benchmark tasks, registered with gymnasium.
 
-    import gymnasium as gym, envs
+    import gymnasium as gym
+    from vjepa_planning import envs
     env = gym.make("FrankaReach-v0", image_size=128)
 """
 
@@ -35,6 +36,6 @@ def make_task_env(task: str, **kwargs) -> FrankaTaskEnv:
 
 for _task, _id in GYM_IDS.items():
     if _id not in gym.registry:
-        gym.register(id=_id, entry_point="envs:make_task_env", kwargs={"task": _task})
+        gym.register(id=_id, entry_point="vjepa_planning.envs:make_task_env", kwargs={"task": _task})
 
 __all__ = ["GYM_IDS", "TASKS", "EpisodeSpec", "FrankaTaskEnv", "make_task_env", "task_name"]

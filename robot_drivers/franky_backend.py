@@ -27,6 +27,7 @@ import numpy as np
 from vjepa_planning.robot_drivers.backends import checked_action
 from vjepa_planning.robot_drivers.base import Observation
 from vjepa_planning.robot_drivers.camera import Camera
+from vjepa_planning.robot_drivers.episode_spec import EpisodeSpec
 from vjepa_planning.robot_drivers.safety import SafetyLayer, SafetyLimits
 from vjepa_planning.robot_pose import euler_to_mat, mat_to_euler
 
@@ -171,8 +172,6 @@ class FrankyBackend:
 
     def _episode_start(self, episode_json: str) -> tuple[np.ndarray, float]:
         """(hand position, gripper) of an episode spec's start, every field checked and the start inside the box."""
-        from vjepa_planning.envs.tasks import EpisodeSpec
-
         spec = EpisodeSpec.from_json(episode_json)
         start = np.asarray(spec.start_ee, dtype=np.float64)
         if not self.safety.inside_workspace(start):

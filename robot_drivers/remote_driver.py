@@ -180,7 +180,7 @@ class RemoteDriver:
         """The sim backend's episode spec of the current episode (None for a real arm)."""
         if self._episode_json is None:
             return None
-        from vjepa_planning.envs.tasks import EpisodeSpec
+        from vjepa_planning.robot_drivers.episode_spec import EpisodeSpec
 
         return EpisodeSpec.from_json(self._episode_json)
 

@@ -1,4 +1,5 @@
-"""The robot-server command: config composition, secrets, the off-loopback refusal, goal snapshots."""
+"""The robot-server command: config composition, secrets, the off-loopback refusal, goal snapshots, the sim
+backend's configured camera."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from vjepa_planning.apps.robot_server import build_server, main
+from vjepa_planning.apps.robot_server import build_server, main, make_backend_factory
 from vjepa_planning.configs import CONFIG_DIR, compose_config
 from vjepa_planning.robot_drivers.backends import SimBackend
+from vjepa_planning.robot_drivers.remote_driver import RemoteDriver
 from vjepa_planning.robot_drivers.server import RobotServer
 
 
@@ -58,6 +60,22 @@ def test_snapshot_saves_the_servers_camera_frame(tmp_path, monkeypatch):
         img = np.asarray(Image.open(out))
         assert img.shape == (64, 64, 3)
         np.testing.assert_array_equal(img, srv.backend.observe().image)
+
+
+def test_sim_server_renders_the_configured_camera():
+    from vjepa_planning.robot_drivers.sim_driver import SimDriver
+
+    cfg = compose_config("robot_server", ["env.camera=workspace", "env.image_size=64"])
+    with RobotServer(make_backend_factory(cfg), port=0, watchdog_s=0) as srv, RemoteDriver("127.0.0.1", srv.port) as d:
+        assert d.server_info["backend"]["camera"] == "workspace (rendered)"
+        remote = d.reset(seed=5).image
+    views = {}
+    for camera in ("workspace", "exterior"):
+        local = SimDriver(image_size=64, seed=5, camera=camera)
+        views[camera] = local.reset().image
+        local.close()
+    np.testing.assert_array_equal(remote, views["workspace"])
+    assert np.abs(remote.astype(int) - views["exterior"].astype(int)).mean() > 10
 
 
 def test_cfg_prints_and_exits(capsys):

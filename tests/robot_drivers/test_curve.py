@@ -1,5 +1,6 @@
-"""CURVE on the robot server, on loopback: keys made by the CLI, encrypted bytes on the wire (seen through a
-recording TCP relay), only authorized client keys get through, and off loopback it is required."""
+"""CURVE on the robot server, on loopback: encrypted bytes on the wire (seen through a recording TCP relay)
+and only authorized client keys get through. Keys made by the robot-server command, and CURVE required off
+loopback, are tested in tests/apps/test_robot_server_curve.py."""
 
 from __future__ import annotations
 
@@ -10,11 +11,8 @@ import threading
 import numpy as np
 import pytest
 
-from vjepa_planning.configs import compose_config
-from vjepa_planning.apps.robot_server import build_server, main
 from vjepa_planning.robot_drivers.backends import SimBackend
 from vjepa_planning.robot_drivers.curve import load_client_keys, load_server_keys, new_keys
-from vjepa_planning.robot_drivers.factory import make_driver
 from vjepa_planning.robot_drivers.protocol import PROTOCOL_NAME, RobotConnectionError
 from vjepa_planning.robot_drivers.remote_driver import RemoteDriver
 from vjepa_planning.robot_drivers.server import RobotServer
@@ -28,9 +26,7 @@ def sim():
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
-    d = tmp_path_factory.mktemp("curve")
-    assert main(["--new-keys", str(d)]) == 0
-    return d
+    return new_keys(tmp_path_factory.mktemp("curve"))
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +60,6 @@ class Relay:
                 peers[s].sendall(data)
 
 
-def test_new_keys_are_private_and_never_overwritten(keys):
-    for name in ("server.key_secret", "client.key_secret"):
-        assert (keys / name).stat().st_mode & 0o777 == 0o600
-    assert (keys / "authorized_clients" / "client.key").read_bytes() == (keys / "client.key").read_bytes()
-    assert main(["--new-keys", str(keys)]) == 2  # refuses to overwrite
-    with pytest.raises(ValueError, match="no secret key"):
-        load_client_keys(keys / "server.key", keys / "client.key")  # the public file given for the secret one
-
-
 @pytest.mark.parametrize("curve", [True, False])
 def test_the_wire_carries_nothing_readable_with_curve(keys, server, curve):
     target = server
@@ -101,19 +88,3 @@ def test_only_authorized_client_keys_get_through(keys, server, tmp_path):
     with pytest.raises(RobotConnectionError, match="no reply"):
         RemoteDriver("127.0.0.1", server.port, timeout_s=1.0, retries=0)  # no CURVE at all
     assert server.stats["messages"] == before  # nothing reached the request loop
-
-
-def test_off_loopback_needs_curve_and_the_configs_wire_it(keys, monkeypatch):
-    monkeypatch.delenv("ROBOT_SERVER_SECRET", raising=False)
-    assert main(["--host", "0.0.0.0"]) == 2
-    curve = [f"curve.server_secret_key={keys / 'server.key_secret'}", f"curve.authorized_clients={keys / 'authorized_clients'}"]
-    srv = build_server(compose_config("robot_server", ["host=0.0.0.0", "port=0", *curve]))
-    assert srv.curve is not None and srv.secret is None  # accepted off loopback (not started here)
-    with build_server(compose_config("robot_server", ["port=0", "env.image_size=32", *curve])).start() as srv:
-        cfg = compose_config("plan_goal", ["driver=remote", f"driver.port={srv.port}", "env.image_size=32",
-                                           f"driver.curve.server_public_key={keys / 'server.key'}",
-                                           f"driver.curve.client_secret_key={keys / 'client.key_secret'}"])
-        with make_driver(cfg.driver, cfg.env) as driver:
-            assert driver.server_info["encrypted"] and driver.reset().image.shape == (32, 32, 3)
-    with pytest.raises(ValueError, match="both"):
-        build_server(compose_config("robot_server", ["port=0", curve[0]]))

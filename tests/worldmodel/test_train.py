@@ -1,44 +1,22 @@
-"""Post-training: schedule, losses (padding-exact), a short run that learns, named data errors,
-kill -9 + resume == uninterrupted, and DDP over 2 CPU processes (gloo)."""
+"""Post-training: schedule, losses (padding-exact), a short run that learns, named data errors. Kill -9 +
+resume == uninterrupted and DDP over 2 CPU processes (gloo) run post-train as processes:
+tests/apps/test_post_train_processes.py."""
 
 import json
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from synthetic_datasets import write_square_dataset
-from training_processes import kill_after_logged, run
+from post_train_inputs import PRED, make_dataset, save_encoder
 
 from vjepa_planning.worldmodel import checkpoints
 from vjepa_planning.worldmodel.data.clips import EpisodeArrays, collate
 from vjepa_planning.worldmodel.data.lerobot import DatasetError
-from vjepa_planning.worldmodel.encoder import build_encoder
 from vjepa_planning.worldmodel.train import TrainConfig, ac_loss, build_predictor, post_train, wsd_lr
 from vjepa_planning.worldmodel.world_model import VJEPAWorldModel
 
-PRED = {"predictor_embed_dim": 32, "depth": 1, "num_heads": 2, "mlp_ratio": 2.0}
-
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is fastest
-
-
-def make_dataset(root, episodes=8, lengths=None, size=32, seed=0, with_action=True):
-    write_square_dataset(root, lengths or [12] * episodes, size=size, seed=seed, extra="observation.cube_pos")
-    if not with_action:  # a dataset written by a tool that does not log actions
-        info_path = Path(root) / "meta" / "info.json"
-        info = json.loads(info_path.read_text())
-        del info["features"]["action"]
-        info_path.write_text(json.dumps(info))
-    return Path(root)
-
-
-def save_encoder(path, seed=0):
-    torch.manual_seed(seed)
-    checkpoints.save_module(build_encoder("vit_micro", patch_size=8, img_size=32), path)
-    return path
 
 
 def test_wsd_schedule():
@@ -131,54 +109,3 @@ def test_bad_datasets_name_the_problem(tmp_path):
     with pytest.raises(DatasetError, match="required camera 'wrist'"):
         post_train(make_dataset(tmp_path / "c", 2), enc, PRED, cfg, run_dir=tmp_path / "r3", camera="wrist",
                    progress=False)
-
-
-# ----------------------------------------------------------------------------- subprocess runs
-
-ARGS = ["predictor.predictor_embed_dim=32", "predictor.depth=1", "predictor.num_heads=2", "predictor.mlp_ratio=2.0",
-        "threads=1", "train.batch_size=4", "train.log_every=1", "train.warmup_steps=5", "train.val_max_clips=16",
-        "camera=exterior"]
-
-
-def cli(data, enc, run_dir, out, *extra):
-    return [sys.executable, "-m", "vjepa_planning.apps.post_train", "--data", str(data), "--encoder", str(enc), "--run-dir",
-            str(run_dir), "--out", str(out), *ARGS, *extra]
-
-
-@pytest.mark.slow
-def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_weights(tmp_path):
-    data = make_dataset(tmp_path / "d", episodes=6)
-    enc = save_encoder(tmp_path / "enc.safetensors")
-    steps = ["train.steps=40", "train.checkpoint_every=6"]
-    run(cli(data, enc, tmp_path / "ra", tmp_path / "a.safetensors", *steps))
-    cmd = cli(data, enc, tmp_path / "rb", tmp_path / "b.safetensors", *steps)
-    log = tmp_path / "rb" / "log.jsonl"
-    kill_after_logged(cmd + ["train.step_delay_s=0.15"], log, 15)
-    state = torch.load(tmp_path / "rb" / "state.pt", weights_only=False)
-    assert 6 <= state["step"] < 40 and not (tmp_path / "b.safetensors").exists()
-    run(cmd)
-    a, _ = checkpoints.read_safetensors(tmp_path / "a.safetensors")
-    b, _ = checkpoints.read_safetensors(tmp_path / "b.safetensors")
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    steps_logged = [json.loads(x)["step"] for x in log.read_text().splitlines()]
-    assert steps_logged == list(range(1, 41))
-
-
-@pytest.mark.slow
-def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path):
-    data = make_dataset(tmp_path / "d", episodes=6)
-    enc = save_encoder(tmp_path / "enc.safetensors")
-    run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
-           "vjepa_planning.apps.post_train", "--data", str(data), "--encoder", str(enc), "--run-dir", str(run_dir),
-           "--out", str(tmp_path / "p.safetensors"), *ARGS, "train.steps=12", "device=cpu"]
-    run(cmd)
-    r0 = json.loads((run_dir / "final_rank0.json").read_text())
-    r1 = json.loads((run_dir / "final_rank1.json").read_text())
-    assert r0["world_size"] == r1["world_size"] == 2 and r0["step"] == r1["step"] == 12
-    assert r0["weights_sha256"] == r1["weights_sha256"]
-    init = build_predictor(PRED, embed_dim=64, grid_size=4, seed=0)
-    module_sha256 = checkpoints.module_sha256
-    assert module_sha256(init) != r0["weights_sha256"]  # and they trained
-    saved = checkpoints.load_module(tmp_path / "p.safetensors", kind="predictor")
-    assert module_sha256(saved) == r0["weights_sha256"]
