@@ -5,7 +5,7 @@ The real arm's backend is `robot_drivers/franky_backend.py`.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -17,7 +17,7 @@ class Backend(Protocol):
     """What the server drives: a RobotDriver plus a cheap state read and a description."""
 
     name: str
-    asynchronous: bool  # act returns while the arm still moves (a backend without it is taken as synchronous)
+    asynchronous: bool  # act returns while the arm still moves (the server checks its motion at the next act)
 
     def reset(self, seed: int | None = None, episode: str | None = None, task: str | None = None) -> Observation: ...
 
@@ -35,6 +35,16 @@ class Backend(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class SimulatedScene(Protocol):
+    """What a simulated backend adds to `Backend` (the server checks with isinstance): the episode it started,
+    as JSON for the client's goal.json, and the task's goal photo."""
+
+    def episode_json(self) -> str: ...
+
+    def goal_image(self) -> np.ndarray: ...
 
 
 def checked_action(action) -> np.ndarray:
@@ -66,7 +76,7 @@ class SimBackend:
     def reset(self, seed: int | None = None, episode: str | None = None, task: str | None = None) -> Observation:
         spec = None
         if episode:
-            from vjepa_planning.envs.tasks import EpisodeSpec
+            from vjepa_planning.robot_drivers.episode_spec import EpisodeSpec
 
             spec = EpisodeSpec.from_json(episode)  # every field checked, and reachable, before the scene changes
             spec.check_reachable(self._kw["limits"].workspace_low, self._kw["limits"].workspace_high)

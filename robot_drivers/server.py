@@ -56,7 +56,7 @@ from vjepa_planning.robot_drivers.protocol import (
     signed_for,
     verify_request,
 )
-from vjepa_planning.robot_drivers.backends import Backend
+from vjepa_planning.robot_drivers.backends import Backend, SimulatedScene
 from vjepa_planning.robot_drivers.safety import MotionTolerance, SafetyLayer, SafetyLimits, motion_violation
 
 log = logging.getLogger(__name__)
@@ -318,7 +318,7 @@ class RobotServer:
                 sent = np.asarray(backend.act(safe), dtype=np.float64)
                 self._armed = True
                 self._last_contact = time.monotonic()
-                if getattr(backend, "asynchronous", False):
+                if backend.asynchronous:
                     self._last_step = (before, sent)
                 elif (refusal := self._check_motion(backend, before, sent, backend.current_state())) is not None:
                     return None, refusal
@@ -328,7 +328,7 @@ class RobotServer:
                 obs = backend.reset(seed=args["seed"], episode=args["episode"], task=args["task"])
                 self._halted, self._episode_ready = None, True
                 self._last_contact = time.monotonic()
-                episode = backend.episode_json() if hasattr(backend, "episode_json") else None
+                episode = backend.episode_json() if isinstance(backend, SimulatedScene) else None
                 return {"obs": encode_observation(obs), "episode": episode}, None
             if t == "stop":
                 self._armed = False
@@ -343,7 +343,7 @@ class RobotServer:
                     log.info("session %s released the arm", sid[:8])
                 return {"released": held}, None
             if t == "goal_image":
-                if not hasattr(backend, "goal_image"):
+                if not isinstance(backend, SimulatedScene):
                     return None, ("unsupported", f"the {backend.name} backend cannot render a goal image; take a goal picture instead")
                 return {"image": backend.goal_image()}, None
         except (ValueError, TypeError, KeyError) as e:

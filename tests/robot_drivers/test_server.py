@@ -128,24 +128,6 @@ def test_remote_sim_matches_the_in_process_sim_exactly(driver):
         local.close()
 
 
-def test_sim_server_renders_the_configured_camera():
-    from vjepa_planning.configs import compose_config
-    from vjepa_planning.apps.robot_server import make_backend_factory
-    from vjepa_planning.robot_drivers.sim_driver import SimDriver
-
-    cfg = compose_config("robot_server", ["env.camera=workspace", f"env.image_size={IMAGE}"])
-    with RobotServer(make_backend_factory(cfg), port=0, watchdog_s=0) as srv, RemoteDriver("127.0.0.1", srv.port) as d:
-        assert d.server_info["backend"]["camera"] == "workspace (rendered)"
-        remote = d.reset(seed=5).image
-    views = {}
-    for camera in ("workspace", "exterior"):
-        local = SimDriver(image_size=IMAGE, seed=5, camera=camera)
-        views[camera] = local.reset().image
-        local.close()
-    np.testing.assert_array_equal(remote, views["workspace"])
-    assert np.abs(remote.astype(int) - views["exterior"].astype(int)).mean() > 10
-
-
 def test_reset_with_episode_spec_and_task_switch_and_goal_image(driver):
     from vjepa_planning.envs import make_task_env
 
@@ -385,3 +367,47 @@ def test_ipv6_loopback():
             assert d.endpoint == f"tcp://[::1]:{srv.port}" and d.ping() < 1.0
     finally:
         srv.shutdown()
+
+
+class ArmLikeBackend:
+    """The Backend verbs and nothing simulated (no episode JSON, no goal photo), as the franky backend."""
+
+    name, asynchronous = "arm-like", False
+
+    def __init__(self):
+        self.sim = SimBackend(image_size=IMAGE)
+
+    def reset(self, seed=None, episode=None, task=None):
+        return self.sim.reset(seed=seed)
+
+    def observe(self):
+        return self.sim.observe()
+
+    def current_state(self):
+        return self.sim.current_state()
+
+    def act(self, action):
+        return self.sim.act(action)
+
+    def stop(self):
+        self.sim.stop()
+
+    def describe(self):
+        return {"backend": self.name}
+
+    def close(self):
+        self.sim.close()
+
+
+def test_scene_verbs_are_declared_not_guessed():
+    """The server asks a backend for goal photos and episode JSON only if it is a SimulatedScene: the sim
+    backend is, an arm is not, and its client is told so in one line."""
+    from vjepa_planning.robot_drivers.backends import SimulatedScene
+
+    assert isinstance(SimBackend(image_size=IMAGE), SimulatedScene) and not isinstance(ArmLikeBackend(), SimulatedScene)
+    with RobotServer(lambda: ArmLikeBackend(), port=0, watchdog_s=0) as srv, RemoteDriver("127.0.0.1", srv.port) as d:
+        d.reset()
+        with pytest.raises(RemoteRobotError, match="cannot render a goal image; take a goal picture instead") as e:
+            d.goal_image()
+        assert e.value.code == "unsupported"
+        assert d.act(np.zeros(7)).shape == (7,)  # a synchronous arm's step is checked as before
