@@ -1,10 +1,15 @@
 """Training commands as separate processes, for the kill-and-resume and DDP tests."""
 
+import json
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
+
+import torch
+
+from vjepa_planning.worldmodel import checkpoints
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,3 +35,20 @@ def kill_after_logged(cmd: list[str], log: Path, lines: int, timeout_s: float = 
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+def check_sigkill_then_resume(command, tmp: Path, *, steps: int, first_checkpoint: int, slow_down: str, kill_at: int) -> None:
+    """`command(run_dir, out)` run once uninterrupted, then once more with `slow_down` added, SIGKILLed after
+    `kill_at` logged steps and resumed: the weights must equal the uninterrupted run's bit for bit, and the
+    loss log must list every step once."""
+    run(command(tmp / "ra", tmp / "a.safetensors"))
+    cmd = command(tmp / "rb", tmp / "b.safetensors")
+    log = tmp / "rb" / "log.jsonl"
+    kill_after_logged(cmd + [slow_down], log, kill_at)
+    state = torch.load(tmp / "rb" / "state.pt", weights_only=False)
+    assert first_checkpoint <= state["step"] < steps and not (tmp / "b.safetensors").exists()
+    run(cmd)
+    a, _ = checkpoints.read_safetensors(tmp / "a.safetensors")
+    b, _ = checkpoints.read_safetensors(tmp / "b.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [json.loads(x)["step"] for x in log.read_text().splitlines()] == list(range(1, steps + 1))

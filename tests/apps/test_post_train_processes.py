@@ -5,9 +5,8 @@ import json
 import sys
 
 import pytest
-import torch
 from post_train_inputs import PRED, make_dataset, save_encoder
-from training_processes import kill_after_logged, run
+from training_processes import check_sigkill_then_resume, run
 
 from vjepa_planning.worldmodel import checkpoints
 from vjepa_planning.worldmodel.train import build_predictor
@@ -28,19 +27,8 @@ def cli(data, enc, run_dir, out, *extra):
 def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_weights(tmp_path):
     data = make_dataset(tmp_path / "d", episodes=6)
     enc = save_encoder(tmp_path / "enc.safetensors")
-    steps = ["train.steps=40", "train.checkpoint_every=6"]
-    run(cli(data, enc, tmp_path / "ra", tmp_path / "a.safetensors", *steps))
-    cmd = cli(data, enc, tmp_path / "rb", tmp_path / "b.safetensors", *steps)
-    log = tmp_path / "rb" / "log.jsonl"
-    kill_after_logged(cmd + ["train.step_delay_s=0.15"], log, 15)
-    state = torch.load(tmp_path / "rb" / "state.pt", weights_only=False)
-    assert 6 <= state["step"] < 40 and not (tmp_path / "b.safetensors").exists()
-    run(cmd)
-    a, _ = checkpoints.read_safetensors(tmp_path / "a.safetensors")
-    b, _ = checkpoints.read_safetensors(tmp_path / "b.safetensors")
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    steps_logged = [json.loads(x)["step"] for x in log.read_text().splitlines()]
-    assert steps_logged == list(range(1, 41))
+    check_sigkill_then_resume(lambda run_dir, out: cli(data, enc, run_dir, out, "train.steps=40", "train.checkpoint_every=6"),
+                              tmp_path, steps=40, first_checkpoint=6, slow_down="train.step_delay_s=0.15", kill_at=15)
 
 
 @pytest.mark.slow

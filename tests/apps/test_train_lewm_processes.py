@@ -5,9 +5,8 @@ import json
 import sys
 
 import pytest
-import torch
 from synthetic_datasets import write_square_dataset
-from training_processes import kill_after_logged, run
+from training_processes import check_sigkill_then_resume, run
 
 from vjepa_planning.worldmodel import checkpoints
 
@@ -30,18 +29,8 @@ def data(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_weights(data, tmp_path):
-    steps = ["train.steps=30", "checkpoint_every=5"]
-    run(cli(data, tmp_path / "ra", tmp_path / "a.safetensors", *steps))
-    cmd = cli(data, tmp_path / "rb", tmp_path / "b.safetensors", *steps)
-    log = tmp_path / "rb" / "log.jsonl"
-    kill_after_logged(cmd + ["step_delay_s=0.15"], log, 12)
-    state = torch.load(tmp_path / "rb" / "state.pt", weights_only=False)
-    assert 5 <= state["step"] < 30 and not (tmp_path / "b.safetensors").exists()
-    run(cmd)
-    a, _ = checkpoints.read_safetensors(tmp_path / "a.safetensors")
-    b, _ = checkpoints.read_safetensors(tmp_path / "b.safetensors")
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert [json.loads(x)["step"] for x in log.read_text().splitlines()] == list(range(1, 31))
+    check_sigkill_then_resume(lambda run_dir, out: cli(data, run_dir, out, "train.steps=30", "checkpoint_every=5"),
+                              tmp_path, steps=30, first_checkpoint=5, slow_down="step_delay_s=0.15", kill_at=12)
 
 
 @pytest.mark.slow
