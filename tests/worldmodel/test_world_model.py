@@ -134,7 +134,7 @@ def test_loading_a_world_model_for_planning_imports_no_dataset_or_video_stack():
         "from vjepa_planning.configs import compose_config\n"
         "from vjepa_planning.control.build import load_world_model, make_mpc\n"
         "import vjepa_planning.control.loop\n"
-        "cfg = compose_config('plan_goal')\n"
+        "cfg = compose_config('plan_goal', ['world_model.compile=false'])\n"  # eager: compiling is timed and tested elsewhere
         "make_mpc(load_world_model(cfg.world_model), cfg.planner)\n"
         "print(sorted(m for m in ('pyarrow', 'av', 'mujoco', 'rerun') if m in sys.modules))\n"
     )
