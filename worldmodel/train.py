@@ -19,6 +19,7 @@ Read top to bottom: schedules, losses, validation, state / files, then ``post_tr
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -210,12 +211,15 @@ class Dist:
 
 
 def init_distributed(device: torch.device) -> Dist:
-    """torchrun sets WORLD_SIZE / RANK: join the process group (gloo on CPU, nccl on CUDA)."""
+    """torchrun sets WORLD_SIZE / RANK: join the process group (gloo on CPU, nccl on CUDA), left again at exit
+    (a process that exits with the group alive can abort in gloo's threads: "terminate called without an
+    active exception", a failed run after a finished one)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
     return Dist(dist.get_rank(), dist.get_world_size())
 
 
