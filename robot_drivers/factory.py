@@ -10,13 +10,14 @@ from vjepa_planning.robot_drivers.safety import SafetyLimits
 
 
 def safety_limits(cfg: Mapping[str, Any]) -> SafetyLimits:
-    """A `safety` config block -> SafetyLimits; the gripper keys are optional (default: the full range)."""
+    """A `safety` config block -> SafetyLimits; the gripper keys and max_tilt are optional (default:
+    the full gripper range, SafetyLimits.max_tilt)."""
     return SafetyLimits(
         max_translation=float(cfg["max_translation"]),
         max_rotation=float(cfg["max_rotation"]),
         workspace_low=tuple(float(v) for v in cfg["workspace_low"]),
         workspace_high=tuple(float(v) for v in cfg["workspace_high"]),
-        **{k: float(cfg[k]) for k in ("gripper_min", "gripper_max", "max_gripper_step") if k in cfg},
+        **{k: float(cfg[k]) for k in ("gripper_min", "gripper_max", "max_gripper_step", "max_tilt") if k in cfg},
     )
 
 

@@ -1,5 +1,8 @@
 """The in-process MuJoCo driver: a task env behind the RobotDriver interface, through the safety layer.
 
+The safety limits also bound the motion, not only the command: the env's controller gets them as its
+`MotionGuard` and holds the arm where a step would carry the hand past one (envs/controller.py).
+
 Besides the RobotDriver verbs it has the simulator's own (robot_drivers.base.SimCapabilities): the live
 scene, the task's oracle, goal and sub-goal photos."""
 
@@ -8,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from vjepa_planning.envs import make_task_env
+from vjepa_planning.envs.controller import MotionGuard
 from vjepa_planning.envs.tasks import EpisodeSpec
 from vjepa_planning.robot_drivers.base import Observation
 from vjepa_planning.robot_drivers.safety import SafetyLayer, SafetyLimits, SafetyReport
@@ -26,6 +30,7 @@ class SimDriver:
     ):
         self.env = make_task_env(task, image_size=image_size, max_steps=max_steps, camera=camera)
         self.safety = SafetyLayer(limits)
+        self.env.motion_guard = motion_guard(limits)
         self.seed, self.episode = seed, episode
         self._obs: Observation | None = None
         self._stopped = False
@@ -57,12 +62,13 @@ class SimDriver:
 
     def execute(self, safe: np.ndarray) -> np.ndarray:
         """Step the sim with an action that already passed a safety layer (the robot server's, for the sim
-        backend behind it; `act` for everyone else); returns the share of it the arm could reach."""
+        backend behind it; `act` for everyone else); returns what the arm was sent: the share of the step it
+        could reach and follow, or, where the motion guard held it, the step to the pose it was held at."""
         if self._stopped:
             raise RuntimeError("SimDriver.execute() after stop(): call reset() to start a new episode")
         safe = np.array(safe, dtype=np.float64)
         raw, _, _, _, info = self.env.step(safe)
-        safe[:6] *= info["step_fraction"]  # the share of the step the arm could reach (envs/controller.py)
+        safe[:6] = info["executed"]  # envs/controller.py: EndEffectorController.step
         self._obs = self._wrap(raw, info)
         return safe
 
@@ -101,3 +107,9 @@ class SimDriver:
 
     def close(self) -> None:
         self.env.close()
+
+
+def motion_guard(limits: SafetyLimits) -> MotionGuard:
+    """The safety limits as the bounds the sim controller holds the arm at."""
+    return MotionGuard(max_translation=limits.max_translation, max_rotation=limits.max_rotation, low=limits.workspace_low,
+                       high=limits.workspace_high, max_tilt=limits.max_tilt)

@@ -13,7 +13,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from vjepa_planning.envs.controller import ControllerConfig, EndEffectorController
+from vjepa_planning.envs.controller import ControllerConfig, EndEffectorController, MotionGuard
 from vjepa_planning.envs.rendering import FastRenderer
 from vjepa_planning.envs.scene import CAMERAS, FINGER_OPEN, HOME_QPOS, FrankaScene, SceneConfig
 from vjepa_planning.envs.tasks.spec import EpisodeSpec
@@ -132,6 +132,7 @@ class FrankaTaskEnv(gym.Env):
         self.action_space = gym.spaces.Box(-1.0, 1.0, (7,), np.float64)
         self.spec_: EpisodeSpec | None = None
         self.steps = 0
+        self.motion_guard: MotionGuard | None = None  # bounds the controller enforces on every step's motion
 
     # ---- episode set-up -------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -194,7 +195,7 @@ class FrankaTaskEnv(gym.Env):
         action = np.asarray(action, dtype=np.float64)
         if action.shape != (7,):
             raise ValueError(f"action must have shape (7,), got {action.shape}")
-        ctrl_info = self.controller.step(action)
+        ctrl_info = self.controller.step(action, self.motion_guard)
         self.steps += 1
         success = self.task.success(self.scene, self.spec_)
         info = self._info(success)
