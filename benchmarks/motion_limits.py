@@ -1,6 +1,7 @@
 """Measured motion against the safety limits, under a fuzz at the box edges through the sim robot server.
 
     python benchmarks/motion_limits.py --seeds 100 101 102 103 [--episodes 6] [--steps 60]
+    python benchmarks/motion_limits.py --backend franky-sim --seeds 100 101 --episodes 2 --steps 36
 
 Per seed, four runs: actions with each axis at +-(0.5..1.3) x max_translation, the signs random per step
 ("random") or pushing into one box corner for 12 steps ("corner"), each without and with rotations of up
@@ -10,12 +11,17 @@ the step started, how far it ended outside the workspace box, its tilt from poin
 tracking error (where the sent step should have put it), counted against the bare limits and against
 the limits plus the server's `MotionTolerance`. A step the server held (motion_limit) is counted and the
 episode restarts from a fresh seed, as a client would.
+
+`--backend franky-sim` runs the same fuzz against the franky backend on a franky-sim server (the real
+libfranka protocol; franky plans the motion, so only the server's after-the-fact check guards it), in the
+smaller box franky-sim's arm reaches everywhere with the hand down (FRANKY_SIM_LIMITS).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +35,10 @@ from vjepa_planning.robot_drivers.server import RobotServer
 from vjepa_planning.robot_pose import rotation_delta
 
 MODES = ("random", "corner")
+BACKENDS = ("sim", "franky-sim")
+# Pushed into the corners of a Franka-sized box (x to 0.8, |y| to 0.5, z to 0.8 m), franky-sim moved the hand up
+# to 0.72 m in one step and then failed to plan the reset: its box must be the reachable region.
+FRANKY_SIM_LIMITS = SafetyLimits(workspace_low=(0.3, -0.25, 0.1), workspace_high=(0.6, 0.25, 0.5))
 CORNER_STEPS = 12  # steps pushing into one corner before another is drawn
 EXCESS_MM = (1, 3, 5)  # excess thresholds reported for translation and the box
 
@@ -142,10 +152,13 @@ def fuzz(driver: RemoteDriver, limits: SafetyLimits, tol: MotionTolerance, seed:
 
 
 def run(seed: int, mode: str, rotations: bool, episodes: int, steps: int, image_size: int = 32,
-        limits: SafetyLimits = SafetyLimits(), tol: MotionTolerance = MotionTolerance(), progress=None) -> Counts:
-    """One fuzz run through a fresh sim robot server on loopback (its own limits and motion tolerance)."""
-    with RobotServer(lambda: SimBackend(image_size=image_size, limits=limits), port=0, watchdog_s=0, limits=limits,
-                     motion_tolerance=tol) as srv, RemoteDriver("127.0.0.1", srv.port, timeout_s=30.0, reset_timeout_s=60.0) as d:
+        limits: SafetyLimits = SafetyLimits(), tol: MotionTolerance = MotionTolerance(), progress=None,
+        backend=None) -> Counts:
+    """One fuzz run through a fresh robot server on loopback (its own limits and motion tolerance); `backend`
+    makes the server's backend (default: the MuJoCo sim)."""
+    backend = backend or (lambda: SimBackend(image_size=image_size, limits=limits))
+    with RobotServer(backend, port=0, watchdog_s=0, limits=limits, motion_tolerance=tol) as srv, \
+            RemoteDriver("127.0.0.1", srv.port, timeout_s=30.0, reset_timeout_s=60.0) as d:
         return fuzz(d, limits, tol, seed, mode, rotations, episodes, steps, progress)
 
 
@@ -171,20 +184,37 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=6, help="episodes per run")
     p.add_argument("--steps", type=int, default=60, help="steps per episode")
     p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--backend", choices=BACKENDS, default="sim")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.CRITICAL)  # the server logs every hold as an error; they are counted here
-    limits, tol = SafetyLimits(), MotionTolerance()
+    tol = MotionTolerance()
+    with ExitStack() as stack:
+        if args.backend == "franky-sim":
+            from vjepa_planning.robot_drivers.camera import StaticCamera
+            from vjepa_planning.robot_drivers.franky_backend import FrankyBackend
+            from vjepa_planning.robot_drivers.franky_sim import franky_sim_server
+
+            limits, ip = FRANKY_SIM_LIMITS, stack.enter_context(franky_sim_server(lifetime_s=24 * 3600))
+            backend = lambda: FrankyBackend(ip, StaticCamera(args.image_size), limits, realtime=False, relative_dynamics_factor=0.5)
+        else:
+            limits, backend = SafetyLimits(), None
+        total = fuzz_all(args, limits, tol, backend)
+    print(report(f"{args.backend}: total over seeds {args.seeds}", total, limits, tol))
+    return 0
+
+
+def fuzz_all(args: argparse.Namespace, limits: SafetyLimits, tol: MotionTolerance, backend) -> Counts:
+    """Every (seed, mode, rotations) run of the command line, each printed as it ends; their sum."""
     runs = [(seed, mode, rot) for seed in args.seeds for mode in MODES for rot in (False, True)]
     total = Counts()
     with tqdm(total=len(runs) * args.episodes * args.steps, desc="fuzz steps") as bar:
         for seed, mode, rot in runs:
-            c = run(seed, mode, rot, args.episodes, args.steps, args.image_size, limits, tol, progress=bar)
+            c = run(seed, mode, rot, args.episodes, args.steps, args.image_size, limits, tol, progress=bar, backend=backend)
             total.add(c)
             tqdm.write(report(f"seed {seed} {mode} rotations={rot}", c, limits, tol))
             for why in c.held_reasons[:3]:
                 tqdm.write(f"  held: {why}")
-    print(report(f"total over seeds {args.seeds}", total, limits, tol))
-    return 0
+    return total
 
 
 if __name__ == "__main__":

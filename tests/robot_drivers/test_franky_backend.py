@@ -11,12 +11,7 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import re
-import shutil
-import subprocess
 import sys
-import threading
 import time
 import types
 from pathlib import Path
@@ -216,52 +211,16 @@ def test_fake_episode_start_outside_the_box_is_refused(fake_backend):
 # ---- franky-sim: the real libfranka protocol ----------------------------------------------------------
 
 
-def _franky_sim_available() -> str | None:
-    if importlib.util.find_spec("franky") is None:
-        return "franky-control is not installed (pip install franky-control==2.0.0)"
-    if importlib.util.find_spec("franky_sim") is None or shutil.which("franky-sim") is None:
-        return "franky-sim is not installed (pip install franky-sim==1.0.4)"
-    return None
-
-
 @pytest.fixture(scope="module")
 def franky_sim():
     """A franky-sim server on a free loopback address; yields that address."""
-    why = _franky_sim_available()
+    from vjepa_planning.robot_drivers.franky_sim import franky_sim_missing, franky_sim_server
+
+    why = franky_sim_missing()
     if why:
         pytest.skip(why)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
-    proc = subprocess.Popen(["franky-sim", "-s", "mujoco"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
-    lines: list[str] = []
-    found = threading.Event()
-    address: list[str] = []
-
-    def reader():
-        for line in proc.stdout:
-            lines.append(line)
-            m = re.search(r"using '([0-9.]+)'", line)
-            if m:
-                address.append(m.group(1))
-                found.set()
-
-    threading.Thread(target=reader, daemon=True).start()
-    # Never let a stuck libfranka call hang the suite: after 5 minutes the sim goes away, and franky raises.
-    guard = threading.Timer(300, proc.kill)
-    guard.daemon = True
-    guard.start()
-    try:
-        if not found.wait(60):
-            pytest.fail(f"franky-sim did not start within 60 s: {''.join(lines)[-2000:]}")
-        assert address[0].startswith("127."), address  # loopback only
-        yield address[0]
-    finally:
-        guard.cancel()
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    with franky_sim_server() as address:
+        yield address
 
 
 @pytest.fixture(scope="module")
