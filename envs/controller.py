@@ -42,7 +42,7 @@ import mujoco
 import numpy as np
 
 from vjepa_planning.envs.scene import ARM_FORCE, FINGER_OPEN, HOME_QPOS, FrankaScene
-from vjepa_planning.robot_pose import apply_action, delta_action, euler_to_mat
+from vjepa_planning.robot_pose import apply_action, delta_action, euler_to_mat, tilt
 
 PEAK_ACCEL = 10 / np.sqrt(3)  # peak |d2s/dt2| * T^2 of the minimum-jerk profile s(t/T) = 10t^3 - 15t^4 + 6t^5
 PEAK_RATE = 15 / 8  # peak ds/dt * T of the same profile
@@ -140,11 +140,6 @@ class StepBounds:
         if abs(math.atan2(turn[2, 1], turn[2, 2])) > r or abs(turn[2, 0]) > math.sin(r) or abs(math.atan2(turn[1, 0], turn[0, 0])) > r:
             return "rotation"
         return None
-
-
-def tilt(mat: np.ndarray) -> float:
-    """Angle (rad) between the hand's approach axis (the site's z axis) and straight down."""
-    return float(np.arccos(np.clip(-mat[2, 2], -1.0, 1.0)))
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from vjepa_planning.robot_drivers.base import ACTION_DIM, STATE_DIM
-from vjepa_planning.robot_pose import euler_to_mat, rotation_delta
+from vjepa_planning.robot_pose import euler_to_mat, rotation_delta, tilt
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,8 @@ class SafetyLimits:
 
 
 def hand_tilt(euler: np.ndarray) -> float:
-    """Angle (rad) between the hand's approach axis (its z axis) and straight down, for a state's Euler
-    "xyz" orientation [3]; the sim controller's MotionGuard computes the same from the site's matrix."""
-    return float(np.arccos(np.clip(-euler_to_mat(euler)[2, 2], -1.0, 1.0)))
+    """robot_pose.tilt of a state's Euler "xyz" orientation [3]."""
+    return tilt(euler_to_mat(euler))
 
 
 @dataclass

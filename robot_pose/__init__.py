@@ -57,6 +57,11 @@ def euler_to_mat(euler: np.ndarray) -> np.ndarray:
     return Rotation.from_euler("xyz", euler).as_matrix()
 
 
+def tilt(mat: np.ndarray) -> float:
+    """Angle (rad) between the hand's approach axis (the z axis of its [3, 3] orientation) and straight down."""
+    return float(np.arccos(np.clip(-mat[2, 2], -1.0, 1.0)))
+
+
 def rotation_delta(euler0: np.ndarray, euler1: np.ndarray) -> np.ndarray:
     """The action's rotation part taking orientation 0 to 1: Euler "xyz" of R1 @ R0ᵀ (atan2's range)."""
     r0, r1 = Rotation.from_euler("xyz", euler0), Rotation.from_euler("xyz", euler1)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from vjepa_planning.envs import make_task_env
-from vjepa_planning.envs.controller import MotionGuard, tilt
+from vjepa_planning.envs.controller import MotionGuard
 from vjepa_planning.envs.tasks.base import DOWN
-from vjepa_planning.robot_pose import euler_to_mat
+from vjepa_planning.robot_pose import euler_to_mat, tilt
 
 GUARD = MotionGuard(max_translation=0.075, max_rotation=0.15, low=(0.25, -0.40, 0.055), high=(0.80, 0.40, 0.60), max_tilt=0.6)
 
