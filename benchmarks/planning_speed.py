@@ -47,7 +47,8 @@ class FullRecompute:
         return self.wm.rollout_differentiable(z, state, actions, **kw)
 
 
-def dense_matmul_gflops(device: str, dtype: torch.dtype, n: int = 2048) -> float:
+def dense_matmul_gflops(device: str, dtype: torch.dtype, n: int | None = None) -> float:
+    n = n or (2048 if device == "cpu" else 8192)  # a GPU needs the larger product to reach its peak
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(3):
@@ -141,6 +142,17 @@ def build_random(kind: str, device: str, dtype: torch.dtype, compiled: bool = Fa
     return VJEPAWorldModel.from_modules(enc, pred, device=device, dtype=dtype, compile=compiled)
 
 
+def synthetic_context(wm, frames: int, device: str, size: int = 256):
+    """--synthetic-context: random frames, states and actions in the shape planning_context gives, for a
+    machine without MuJoCo (a GPU box); with random weights the timings do not depend on what they show."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (frames + 1, size, size, 3), generator=g, dtype=torch.uint8).numpy()
+    z = wm.encode(images[:frames])[None]  # [1, T0, N, D]
+    s = 0.1 * torch.randn(1, frames, 7, generator=g).to(device)
+    past = 0.02 * torch.randn(1, frames - 1, 7, generator=g).to(device) if frames > 1 else None
+    return (z if frames > 1 else z[:, 0]), (s if frames > 1 else s[:, 0]), past, wm.encode(images[frames])
+
+
 def measure(args, cfg, dtype_setting: str, compile_setting, peaks: dict) -> dict:
     """One dtype: cached vs reference planning time, FLOPs and GFLOP/s (printed and returned)."""
     from omegaconf import OmegaConf
@@ -159,7 +171,7 @@ def measure(args, cfg, dtype_setting: str, compile_setting, peaks: dict) -> dict
         wm = load_world_model({**OmegaConf.to_container(cfg.world_model), "dtype": dtype_name(dtype), "compile": compiled})
     pcfg = planner_config(cfg.planner)
     frames = int(cfg.planner.context_frames)
-    z, s, past, z_goal = planning_context(wm, frames, device)
+    z, s, past, z_goal = (synthetic_context if args.synthetic_context else planning_context)(wm, frames, device)
     print(
         f"\n== {dtype_name(dtype)} ({why}) on {device}, {'compiled' if compiled else 'eager'} rollout ({why_compiled}), "
         f"threads {torch.get_num_threads()}: {cfg.planner.name}, context {frames} frames, "
@@ -198,9 +210,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--official-size", action="store_true", help="random weights at V-JEPA 2-AC size (needs a GPU)")
     parser.add_argument("--random-init", action="store_true", help="the sim architecture with random weights")
+    parser.add_argument("--synthetic-context", action="store_true",
+                        help="random frames instead of a sim episode (no MuJoCo needed; for --official-size/--random-init)")
     parser.add_argument("--repeats", type=int, default=7, help="timed (cached, reference) pairs")
-    parser.add_argument("--dtypes", nargs="+", default=None, help="compute dtypes to measure in turn (default: world_model.dtype)")
-    parser.add_argument("--compile", nargs="+", default=None, help="world_model.compile settings to measure in turn (auto true false)")
+    parser.add_argument("--dtypes", nargs="+", default=None, choices=["auto", "float32", "bfloat16", "float16"],
+                        help="compute dtypes to measure in turn (default: world_model.dtype)")
+    parser.add_argument("--compile", nargs="+", default=None, choices=["auto", "true", "false"],
+                        help="world_model.compile settings to measure in turn (auto true false)")
     parser.add_argument("--profile", type=int, default=0, metavar="ROWS", help="also print the profiler's top ROWS operators of one plan")
     parser.add_argument("--cap-isa", choices=sorted(ISA_CAPS), help="run as a CPU limited to this instruction set would")
     parser.add_argument("--world-models", nargs="+", default=None,

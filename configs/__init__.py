@@ -27,7 +27,9 @@ def schema(cls: type, extra: tuple = (), exclude: tuple[str, ...] = ()) -> type:
 
     fields = [(n, t, dataclasses.field(default=d)) for n, t, d in extra]
     fields += [(f.name, f.type, default(f)) for f in dataclasses.fields(cls) if f.name not in exclude]
-    return dataclasses.make_dataclass(f"{cls.__name__}Schema", fields, namespace={"__module__": cls.__module__})
+    made = dataclasses.make_dataclass(f"{cls.__name__}Schema", fields)
+    made.__module__ = cls.__module__  # its string annotations resolve in cls's module (3.12+ sets the caller's)
+    return made
 
 
 def _register_schemas() -> None:

@@ -80,10 +80,30 @@ def test_planning_speed_names_an_emulated_matmul_and_measures_a_preset(one_torch
     peaks = {torch.float32: 100.0, torch.bfloat16: 0.3}
     assert "EMULATED" in planning_speed.peak_note("cpu", torch.bfloat16, peaks)
     assert "EMULATED" not in planning_speed.peak_note("cpu", torch.bfloat16, {torch.float32: 100.0, torch.bfloat16: 400.0})
-    args = argparse.Namespace(official_size=False, random_init=True, repeats=1, profile=3)
+    args = argparse.Namespace(official_size=False, random_init=True, synthetic_context=False, repeats=1, profile=3)
     cfg = compose_config("plan_goal", ["planner=icem", "planner.num_samples=16", "planner.num_elites=4", "planner.iterations=2"])
     row = planning_speed.measure(args, cfg, "float32", "false", {torch.float32: 100.0})
     assert row["dtype"] == "float32" and row["rollout"] == "eager" and row["cached_s"] > 0 and row["gflop"] > 0
     out = capsys.readouterr().out
     assert "eager rollout (set explicitly)" in out and "icem, context 4 frames" in out and "candidates" in out
     assert "Self CPU" in out  # --profile: the profiler table of one plan
+
+
+def test_the_synthetic_context_has_the_sim_contexts_shapes(tiny_wm):
+    """--synthetic-context (a GPU box without MuJoCo) stands in for the sim episode shape for shape."""
+    from vjepa_planning.control.build import planning_context
+
+    real = planning_context(tiny_wm, 3, "cpu")
+    fake = planning_speed.synthetic_context(tiny_wm, 3, "cpu")
+    assert [t.shape for t in fake] == [t.shape for t in real]
+    assert [t.dtype for t in fake] == [t.dtype for t in real]
+
+
+def test_an_override_after_compile_values_is_refused_not_measured(monkeypatch, capsys):
+    """--compile takes 1+ values: a Hydra override after them is an invalid choice, not a silent setting."""
+    import pytest
+
+    monkeypatch.setattr(sys, "argv", ["planning_speed.py", "--compile", "true", "planner=cem"])
+    with pytest.raises(SystemExit):
+        planning_speed.main()
+    assert "invalid choice: 'planner=cem'" in capsys.readouterr().err

@@ -60,3 +60,16 @@ def test_training_recipes_are_their_dataclass_defaults(command, recipe, cls):
     with pytest.raises(ConfigCompositionException, match="stpes"):
         compose_config(command, ["train.stpes=10"])
     assert compose_config(command, ["train.steps=10"]).train.steps == 10
+
+
+@pytest.mark.parametrize("cls", [PlannerConfig, TrainConfig, PretrainConfig, LeWMTrainConfig])
+def test_a_schema_resolves_its_annotations_in_its_configs_module(cls):
+    """Python 3.12's make_dataclass sets the caller's module; the schema's string annotations (e.g.
+    PretrainConfig's tuple[BlockMaskSpec, ...]) must resolve where the config class was written."""
+    import typing
+
+    from vjepa_planning.configs import schema
+
+    made = schema(cls)
+    assert made.__module__ == cls.__module__
+    assert set(typing.get_type_hints(made)) == {f.name for f in dataclasses.fields(cls)}

@@ -15,6 +15,8 @@ def test_auto_dtype_on_cuda_is_bf16():
 
 @pytest.mark.parametrize("preset", ["cem", "icem", "cem_grad", "mppi"])
 def test_rollout_and_planners_on_cuda(preset):
+    import copy
+
     from vjepa_planning.configs import compose_config
     from vjepa_planning.control.build import planner_config
     from vjepa_planning.planners import make_planner
@@ -25,8 +27,8 @@ def test_rollout_and_planners_on_cuda(preset):
     torch.manual_seed(0)
     enc = build_encoder("vit_micro", patch_size=16, img_size=32)
     pred = ACPredictor(embed_dim=64, predictor_embed_dim=64, depth=2, num_heads=2, grid_size=2)
-    cpu = VJEPAWorldModel.from_modules(enc, pred)
-    gpu = VJEPAWorldModel.from_modules(enc, pred, device="cuda", dtype=torch.bfloat16)
+    cpu = VJEPAWorldModel.from_modules(copy.deepcopy(enc), copy.deepcopy(pred), dtype=torch.float32)
+    gpu = VJEPAWorldModel.from_modules(enc, pred, device="cuda", dtype=torch.bfloat16)  # moves enc, pred
     frames = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8).numpy()
     z_cpu, z_gpu = cpu.encode(frames)[None], gpu.encode(frames)[None]
     state, past = torch.zeros(1, 3, 7), torch.zeros(1, 2, 7)

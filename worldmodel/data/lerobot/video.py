@@ -1,4 +1,5 @@
-"""Video: streaming mp4 encoder, cheap header probe and decoding (PyAV)."""
+"""Video: streaming mp4 encoder, cheap header probe and decoding (PyAV, imported where video is touched, so the
+world model and the planners load on a machine without FFmpeg)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 
 from vjepa_planning.worldmodel.data.lerobot.format import DatasetError
@@ -27,6 +27,9 @@ class VideoEncoder:
     """Streams RGB frames into an mp4 (yuv420p) at ``path``; ``frame.pts = i`` in units of 1/fps."""
 
     def __init__(self, path: Path, fps: int, height: int, width: int, codec: str, options: dict[str, str]) -> None:
+        import av
+
+        self._av = av
         self.path = path
         self.count = 0
         self._container = av.open(str(path), mode="w", format="mp4")
@@ -40,7 +43,7 @@ class VideoEncoder:
             raise
 
     def write(self, img: np.ndarray) -> None:
-        frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+        frame = self._av.VideoFrame.from_ndarray(img, format="rgb24")
         frame.pts = self.count
         self.count += 1
         for packet in self._stream.encode(frame):
@@ -60,6 +63,8 @@ class VideoEncoder:
 
 
 def _open_video(path: Path) -> Any:
+    import av
+
     if not path.is_file():
         raise DatasetError(path, "video file is missing")
     try:
@@ -91,6 +96,8 @@ def decode_video(
     path: Path, height: int, width: int, fps: int, from_ts: float, to_ts: float, whole_file: bool
 ) -> np.ndarray:
     """Decode frames with timestamp in [from_ts, to_ts) (all frames if ``whole_file``) as uint8 [T,H,W,3]."""
+    import av
+
     container = _open_video(path)
     half = 0.5 / fps  # frames are matched to the nearest 1/fps slot
     frames: list[np.ndarray] = []
