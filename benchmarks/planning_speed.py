@@ -2,6 +2,7 @@
 
     python benchmarks/planning_speed.py                   # shipped sim model, default planner settings
     python benchmarks/planning_speed.py --official-size   # ViT-g width, 256 patches, 24x1024 predictor (GPU)
+    python benchmarks/planning_speed.py --official-size --synthetic-context -- world_model.device=cuda   # no MuJoCo there
     python benchmarks/planning_speed.py --world-models sim lewm   # the V-JEPA pair and LeWM side by side
 
 Runs the default planner as plan-goal does (context of `context_frames` observed frames, horizon,
